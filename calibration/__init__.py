@@ -1,0 +1,1 @@
+"""Twinbridge calibration (placeholder package: populated by later issues)."""

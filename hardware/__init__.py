@@ -1,0 +1,1 @@
+"""Twinbridge hardware (placeholder package: populated by later issues)."""

@@ -1,0 +1,1 @@
+"""Twinbridge policies: robot-side ONNX policy runtime (no torch), and later training/export."""

@@ -1,0 +1,51 @@
+"""The `twinbridge` command: one entry point, subcommands registered by module path.
+
+Run: `twinbridge --help`, `twinbridge rollout --task fetch-push --episodes 10 --json`.
+
+Subcommand modules are imported only when chosen, so `twinbridge rollout` never imports
+the training or ROS stacks. Each module provides `add_arguments(parser)` and `run(args)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from policies.errors import PolicyError
+from sim.errors import TwinbridgeError
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "rollout": ("sim.rollout", "evaluate a policy (random, scripted or ONNX) on a task"),
+    "tasks": ("sim.tasks_cli", "list the registered tasks and robots"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (all subcommands)."""
+    parser = argparse.ArgumentParser(
+        prog="twinbridge", description="Twinbridge: sim-to-real control stack."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(sub_parser)
+        sub_parser.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and run the chosen subcommand; typed errors become one-line messages."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except (TwinbridgeError, PolicyError) as e:
+        print(f"twinbridge {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"twinbridge {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

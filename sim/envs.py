@@ -1,0 +1,139 @@
+"""`TwinGoalEnv`: a Gymnasium goal-conditioned env made of a `Twin` (physics) and a `Task`.
+
+Observations are dicts (`observation`, `achieved_goal`, `desired_goal`) with a sparse
+reward from the task's batch-capable `compute_reward`, as in Gymnasium-Robotics; the
+unwrapped env exposes `model`, `data` and `frame_skip` as Gymnasium's MujocoEnv does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+
+from sim.errors import ControlError
+from sim.tasks.base import Task
+from sim.twin import Twin
+
+
+class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
+    """A goal-conditioned env over one Twin and one Task.
+
+    Run: `python -c "import gymnasium as gym, sim; print(gym.make('twinbridge/FetchPush-v0').reset(seed=0))"`
+    """  # noqa: E501
+
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 25}  # noqa: RUF012
+
+    def __init__(
+        self,
+        task: Task,
+        render_mode: str | None = None,
+        width: int = 480,
+        height: int = 480,
+        camera: str | int = -1,
+    ):
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(
+                f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None"
+            )
+        self.task = task
+        self.twin = Twin.load(task.robot, task.scene)
+        self.task.bind(self.twin)
+        self.render_mode = render_mode
+        self._render_size = (width, height)
+        self._camera = camera
+        self.metadata = {**self.metadata, "render_fps": round(1.0 / self.dt)}
+        self.action_space = task.action_space
+        self.goal = np.zeros(task.goal_dim)
+        obs_dim = len(task.observation(self.twin))
+        bounded = spaces.Box(-np.inf, np.inf, (task.goal_dim,), np.float64)
+        self.observation_space = spaces.Dict(  # type: ignore[assignment]
+            observation=spaces.Box(-np.inf, np.inf, (obs_dim,), np.float64),
+            achieved_goal=bounded,
+            desired_goal=bounded,
+        )
+        self._low, self._high = self.action_space.low, self.action_space.high
+
+    # MujocoEnv-compatible attributes ----------------------------------------------------
+    @property
+    def model(self) -> mujoco.MjModel:
+        return self.twin.model
+
+    @property
+    def data(self) -> mujoco.MjData:
+        return self.twin.data
+
+    @property
+    def frame_skip(self) -> int:
+        return self.task.frame_skip
+
+    @property
+    def dt(self) -> float:
+        """Control period in seconds (`frame_skip` physics steps)."""
+        return float(self.twin.model.opt.timestep) * self.task.frame_skip
+
+    # Gymnasium API -------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        self.goal = np.asarray(self.task.reset(self.twin, self.np_random), dtype=np.float64)
+        obs = self._observe()
+        return obs, {"is_success": float(self.task.is_success(obs["achieved_goal"], self.goal))}
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self._low.shape:
+            raise ControlError(f"action has shape {action.shape}, expected {self._low.shape}")
+        if not np.isfinite(action).all():
+            raise ControlError(f"non-finite action {action}; the simulation was not stepped")
+        clipped = np.clip(action, self._low, self._high)
+        self.task.apply_action(self.twin, clipped)
+        self.twin.step(nstep=self.task.frame_skip)
+        obs = self._observe()
+        success = bool(self.task.is_success(obs["achieved_goal"], self.goal))
+        info = {
+            "is_success": float(success),
+            "action_clipped": int(np.count_nonzero(clipped != action)),
+        }
+        info.update(self.task.extra_info(self.twin))
+        reward = float(self.task.compute_reward(obs["achieved_goal"], self.goal, info))
+        return obs, reward, False, False, info
+
+    def compute_reward(
+        self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any
+    ) -> Any:
+        """Batch-capable sparse reward, for HER relabelling."""
+        return self.task.compute_reward(achieved_goal, desired_goal, info)
+
+    def compute_terminated(
+        self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any
+    ) -> bool:
+        """Episodes never terminate early (as in Gymnasium-Robotics); TimeLimit truncates."""
+        return False
+
+    def compute_truncated(
+        self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any
+    ) -> bool:
+        return False
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            return None
+        width, height = self._render_size
+        return self.twin.render(self._camera, width, height)
+
+    def close(self) -> None:
+        self.twin.close()
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        return {
+            "observation": self.task.observation(self.twin),
+            "achieved_goal": self.task.achieved_goal(self.twin),
+            "desired_goal": self.goal.copy(),
+        }

@@ -1,0 +1,80 @@
+"""Headless offscreen rendering of named cameras, and MP4 writing.
+
+`MUJOCO_GL` must be chosen before MuJoCo is first imported; `import sim` defaults it to
+`egl` (Debian `libegl1 libgl1-mesa-dri`), and `osmesa` (`libosmesa6`) also works on a CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import mujoco
+import numpy as np
+
+from sim.errors import RenderError, UnknownNameError
+
+if TYPE_CHECKING:
+    from sim.twin import Twin
+
+
+def render_rgb(twin: Twin, camera: str | int, width: int, height: int) -> np.ndarray:
+    """Render `camera` of `twin` into a fresh uint8 RGB array."""
+    if isinstance(camera, str) and camera not in twin.camera_names:
+        raise UnknownNameError("camera", camera, twin.camera_names)
+    renderer = _renderer(twin, width, height)
+    renderer.update_scene(twin.data, camera=camera)
+    return renderer.render().copy()
+
+
+def _renderer(twin: Twin, width: int, height: int) -> mujoco.Renderer:
+    key = (width, height)
+    if key not in twin._renderers:
+        _fit_offscreen_buffer(twin.model, width, height)
+        try:
+            twin._renderers[key] = mujoco.Renderer(twin.model, height=height, width=width)
+        except Exception as e:
+            raise RenderError(
+                f"offscreen rendering failed with MUJOCO_GL={os.environ.get('MUJOCO_GL')!r}: {e}. "
+                "Install libegl1 and libgl1-mesa-dri (MUJOCO_GL=egl) or libosmesa6 "
+                "(MUJOCO_GL=osmesa); `make install` does."
+            ) from e
+    return twin._renderers[key]
+
+
+def _fit_offscreen_buffer(model: mujoco.MjModel, width: int, height: int) -> None:
+    # MuJoCo refuses renders larger than the model's offscreen buffer; grow it instead.
+    model.vis.global_.offwidth = max(model.vis.global_.offwidth, width)
+    model.vis.global_.offheight = max(model.vis.global_.offheight, height)
+
+
+def write_png(path: str | Path, image: np.ndarray) -> Path:
+    """Save one RGB frame as PNG."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(path, image)
+    return path
+
+
+def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> Path:
+    """Encode RGB frames as an H.264 MP4 (yuv420p, so ordinary players open it)."""
+    import imageio.v2 as imageio
+    from imageio.plugins.ffmpeg import FfmpegFormat
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer: FfmpegFormat.Writer
+    with imageio.get_writer(  # type: ignore[assignment]
+        path, fps=fps, codec="libx264", quality=7, pixelformat="yuv420p", macro_block_size=8
+    ) as writer:
+        count = 0
+        for frame in frames:
+            writer.append_data(frame)
+            count += 1
+    if count == 0:
+        raise RenderError(f"no frames to write to {path}")
+    return path

@@ -1,0 +1,74 @@
+"""What every goal-conditioned task provides to `TwinGoalEnv`: the Task half of Physics/Task.
+
+A task owns reset, action mapping, observation, goals, reward and success; it never steps
+physics itself (the env does, `frame_skip` substeps per control step).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from sim.twin import Twin
+
+
+class Task(ABC):
+    """A goal-conditioned task on one robot/scene.
+
+    Subclasses set `robot`, `scene`, `frame_skip` and `max_episode_steps`, and implement the
+    abstract methods. `compute_reward` and `is_success` must accept batches: arrays of shape
+    (..., goal_dim), returning shape (...).
+    """
+
+    robot: str
+    scene: str
+    frame_skip: int = 20  # 20 x 2 ms = 25 Hz control, as in Gymnasium-Robotics
+    max_episode_steps: int = 50
+    video_camera: str | int = -1  # camera for rollout videos (-1: MuJoCo's free camera)
+
+    def bind(self, twin: Twin) -> None:  # noqa: B027 - optional hook
+        """Resolve names to indices once, after the twin is loaded (keeps `step` cheap)."""
+
+    @property
+    @abstractmethod
+    def action_space(self) -> spaces.Box:
+        """Normalized action space (usually [-1, 1]^n)."""
+
+    @property
+    @abstractmethod
+    def goal_dim(self) -> int:
+        """Length of achieved and desired goal vectors."""
+
+    @abstractmethod
+    def reset(self, twin: Twin, rng: np.random.Generator) -> np.ndarray:
+        """Put the twin in a randomized initial state and return a sampled desired goal."""
+
+    @abstractmethod
+    def apply_action(self, twin: Twin, action: np.ndarray) -> None:
+        """Turn a (finite, in-space) action into actuator controls on the twin."""
+
+    @abstractmethod
+    def observation(self, twin: Twin) -> np.ndarray:
+        """The proprioceptive + object observation vector (float64)."""
+
+    @abstractmethod
+    def achieved_goal(self, twin: Twin) -> np.ndarray:
+        """The goal-space quantity the robot controls (e.g. object position)."""
+
+    @abstractmethod
+    def is_success(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
+        """Batch success test, boolean array of shape achieved.shape[:-1]."""
+
+    def compute_reward(
+        self, achieved: np.ndarray, desired: np.ndarray, info: Any = None
+    ) -> np.ndarray | float:
+        """Sparse reward: 0 on success, -1 otherwise (batch-capable)."""
+        reward = -(~self.is_success(achieved, desired)).astype(np.float64)
+        return float(reward) if np.ndim(reward) == 0 else reward
+
+    def extra_info(self, twin: Twin) -> dict[str, Any]:
+        """Per-step diagnostic additions to `info` (cheap; called every step)."""
+        return {}

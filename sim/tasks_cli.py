@@ -1,0 +1,28 @@
+"""`twinbridge tasks`: list registered tasks (CLI name, Gymnasium id, robot, scene).
+
+Run: `twinbridge tasks`
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from sim.tasks import TASKS, task_class
+from sim.tasks.base import Task
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """No options."""
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print one line per task."""
+    print(f"{'task':28} {'gymnasium id':34} {'robot/scene':22} steps")
+    for spec in TASKS.values():
+        cls: type[Task] = task_class(spec.task_class)
+        variant = f" variant={spec.kwargs['variant']}" if "variant" in spec.kwargs else ""
+        print(
+            f"{spec.name:28} {spec.gym_id + variant:34} {cls.robot + '/' + cls.scene:22} "
+            f"{spec.max_episode_steps}"
+        )
+    return 0
