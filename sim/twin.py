@@ -144,7 +144,7 @@ class Twin:
         mujoco.mj_forward(self.model, self.data)
 
     def _check_health(self) -> None:
-        warnings = sum(int(w.number) for w in self.data.warning)
+        warnings = int(self.data.warning.number.sum())  # one array read; iterating costs ~70 us
         if warnings == self._warnings_seen and np.isfinite(self.data.qacc).all():
             return
         self._warnings_seen = warnings

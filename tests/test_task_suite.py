@@ -59,9 +59,9 @@ def test_thousand_random_steps_raise_no_mujoco_warning(name: str) -> None:
         _, _, terminated, truncated, _ = env.step(env.action_space.sample())
         if terminated or truncated:
             env.reset()
-    warnings = {w: int(env.unwrapped.data.warning[w].number) for w in range(8)}
+    counts = env.unwrapped.data.warning.number
     env.close()
-    assert sum(warnings.values()) == 0, warnings
+    assert counts.sum() == 0, counts
 
 
 @pytest.mark.parametrize("name", TASK_NAMES)

@@ -112,7 +112,8 @@ def test_out_of_range_controls_are_counted_not_silently_clipped() -> None:
     assert twin.clipped_controls == 1
 
 
-def test_divergence_raises_physics_error_naming_step_and_joint() -> None:
+def test_divergence_raises_physics_error_naming_step_and_joint(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # MuJoCo appends warnings to ./MUJOCO_LOG.TXT
     twin = pendulum()
     twin.step(nstep=3)
     twin.data.qvel[0] = 1e12  # MuJoCo flags |qvel| > 1e10 and resets the data
