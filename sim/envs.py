@@ -7,6 +7,7 @@ unwrapped env exposes `model`, `data` and `frame_skip` as Gymnasium's MujocoEnv 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -56,6 +57,9 @@ class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             desired_goal=bounded,
         )
         self._low, self._high = self.action_space.low, self.action_space.high
+        # A symmetric box [-b, b]^n allows the fast in-range test of `_checked_action`.
+        symmetric = np.all(self._low == -self._high) and np.all(self._high == self._high.flat[0])
+        self._bound = float(self._high.flat[0]) if symmetric else None
 
     # MujocoEnv-compatible attributes ----------------------------------------------------
     @property
@@ -87,23 +91,35 @@ class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def step(
         self, action: np.ndarray
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        action = np.asarray(action, dtype=np.float64)
-        if action.shape != self._low.shape:
-            raise ControlError(f"action has shape {action.shape}, expected {self._low.shape}")
-        if not np.isfinite(action).all():
-            raise ControlError(f"non-finite action {action}; the simulation was not stepped")
-        clipped = np.clip(action, self._low, self._high)
-        self.task.apply_action(self.twin, clipped)
+        action, clipped = self._checked_action(action)
+        self.task.apply_action(self.twin, action)
         self.twin.step(nstep=self.task.frame_skip)
         obs = self._observe()
         success = bool(self.task.is_success(obs["achieved_goal"], self.goal))
-        info = {
-            "is_success": float(success),
-            "action_clipped": int(np.count_nonzero(clipped != action)),
-        }
+        info = {"is_success": float(success), "action_clipped": clipped}
         info.update(self.task.extra_info(self.twin))
-        reward = float(self.task.compute_reward(obs["achieved_goal"], self.goal, info))
+        if self.task.sparse_reward:
+            reward = 0.0 if success else -1.0
+        else:
+            reward = float(self.task.compute_reward(obs["achieved_goal"], self.goal, info))
         return obs, reward, False, False, info
+
+    def _checked_action(self, action: np.ndarray) -> tuple[np.ndarray, int]:
+        """Refuse wrong shapes and non-finite values; clip to the space and count clips.
+
+        Runs every step, so it works on a Python list: ~0.5 us instead of ~4 for numpy
+        ufuncs on a 4-vector.
+        """
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self._low.shape:
+            raise ControlError(f"action has shape {action.shape}, expected {self._low.shape}")
+        magnitudes = list(map(abs, action.tolist()))
+        if not math.isfinite(sum(magnitudes)):  # NaN and inf propagate through the sum
+            raise ControlError(f"non-finite action {action}; the simulation was not stepped")
+        if self._bound is not None and max(magnitudes) <= self._bound:
+            return action, 0
+        clipped = np.clip(action, self._low, self._high)
+        return clipped, int(np.count_nonzero(clipped != action))
 
     def compute_reward(
         self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any

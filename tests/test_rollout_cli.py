@@ -88,7 +88,8 @@ def _linear_policy(path: Path, inputs: int, outputs: int, scale: float = 0.1) ->
         [helper.make_tensor_value_info("action", TensorProto.FLOAT, [1, outputs])],
         initializer=[weights],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    # IR 9 / opset 17: what torch's exporter writes, and what onnxruntime reads.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
     onnx.save(model, path)
     return path
 

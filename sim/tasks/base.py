@@ -28,6 +28,9 @@ class Task(ABC):
     frame_skip: int = 20  # 20 x 2 ms = 25 Hz control, as in Gymnasium-Robotics
     max_episode_steps: int = 50
     video_camera: str | int = -1  # camera for rollout videos (-1: MuJoCo's free camera)
+    # True when compute_reward is exactly 0 on success and -1 otherwise, so the env can
+    # take a step's reward from its success test instead of computing both.
+    sparse_reward: bool = True
 
     def bind(self, twin: Twin) -> None:  # noqa: B027 - optional hook
         """Resolve names to indices once, after the twin is loaded (keeps `step` cheap)."""

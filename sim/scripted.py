@@ -1,0 +1,174 @@
+"""Scripted Fetch controllers: solve reach, push, slide and pick-and-place like a careful human.
+
+They read only the Gymnasium-Robotics observation dict (grip_pos, object_pos, gripper_state,
+desired_goal), so they run on the twin, on Gymnasium-Robotics' own envs and, later, on the
+real robot through the same observation. Used by the demo video and by teleop tests.
+
+Run: `python -c "import sim, sim.scripted as s; print(s.success_rate('fetch-push', 5))"`
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.errors import UnknownNameError
+
+GRIP, OBJECT, FINGERS = slice(0, 3), slice(3, 6), slice(9, 11)
+
+
+@dataclass(frozen=True)
+class ScriptedConfig:
+    """Gains and clearances of the scripted controller (lengths in metres)."""
+
+    gain_per_m: float = 12.0  # action per metre of position error (0.05 m step per unit)
+    hover_height_m: float = 0.07  # above the object while approaching it
+    aligned_m: float = 0.012  # horizontal error at which descending starts
+    push_standoff_m: float = 0.06  # gripper centre behind the object centre when pushing
+    push_lateral_tolerance_m: float = 0.03  # off the push line: back off and realign
+    push_speed: float = 0.5  # action magnitude while pushing (2.5 cm per step)
+    grasp_close_steps: int = 6  # control steps the gripper squeezes before lifting
+    grasp_height_m: float = 0.0  # gripper site relative to the object centre when grasping
+    done_m: float = 0.015  # stop pushing once the object is this close to the goal
+    slide_speed_gain: float = 1.6  # slide: strike speed (action) per metre to the goal
+
+
+class ScriptedFetchPolicy:
+    """A state machine per task: approach, descend, grasp or push, carry, hold."""
+
+    TASKS = ("fetch-reach", "fetch-push", "fetch-slide", "fetch-pick-and-place")
+
+    def __init__(self, task_name: str, config: ScriptedConfig | None = None):
+        if task_name not in self.TASKS:
+            raise UnknownNameError("scripted fetch task", task_name, self.TASKS)
+        self.task_name = task_name
+        self.config = config or ScriptedConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the episode's phase (call at every env reset)."""
+        self._phase = "approach"
+        self._closed_steps = 0
+
+    def __call__(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """The action [dx, dy, dz, gripper] in [-1, 1] for one observation dict."""
+        o = np.asarray(observation["observation"], dtype=np.float64)
+        goal = np.asarray(observation["desired_goal"], dtype=np.float64)
+        if self.task_name == "fetch-reach":
+            action = self._move(o[GRIP], goal, 0.0)
+        elif self.task_name == "fetch-pick-and-place":
+            action = self._pick_and_place(o, goal)
+        else:
+            action = self._push(o, goal, slide=self.task_name == "fetch-slide")
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+    # -- behaviours --------------------------------------------------------------------
+    def _move(
+        self, grip: np.ndarray, target: np.ndarray, gripper: float, speed: float = 1.0
+    ) -> np.ndarray:
+        """Proportional step toward `target`, scaled (not clipped) to keep its direction."""
+        velocity = (target - grip) * self.config.gain_per_m
+        largest = float(np.max(np.abs(velocity)))
+        if largest > speed:
+            velocity *= speed / largest
+        return np.append(velocity, gripper)
+
+    def _pick_and_place(self, o: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        grip, obj = o[GRIP], o[OBJECT]
+        above = obj + np.array([0.0, 0.0, cfg.hover_height_m])
+        grasp = obj + np.array([0.0, 0.0, cfg.grasp_height_m])
+        horizontal = np.linalg.norm((grip - obj)[:2])
+        if self._phase == "approach":
+            if horizontal < cfg.aligned_m and grip[2] < above[2] + 0.02:
+                self._phase = "descend"
+            return self._move(grip, above, 1.0)
+        if self._phase == "descend":
+            if horizontal > 2 * cfg.aligned_m + 0.01:
+                self._phase = "approach"
+            elif abs(grip[2] - grasp[2]) < 0.008:
+                self._phase = "close"
+            return self._move(grip, grasp, 1.0)
+        if self._phase == "close":
+            self._closed_steps += 1
+            if self._closed_steps >= cfg.grasp_close_steps:
+                self._phase = "carry"
+            return self._move(grip, grasp, -1.0)
+        if np.linalg.norm(grip - obj) > 0.05:  # dropped it: start over
+            self.reset()
+            return self._move(grip, above, 1.0)
+        return self._move(obj, goal, -1.0)  # carry: steer the object, not the gripper
+
+    def _push(self, o: np.ndarray, goal: np.ndarray, slide: bool) -> np.ndarray:
+        cfg = self.config
+        grip, obj = o[GRIP], o[OBJECT]
+        to_goal = (goal - obj)[:2]
+        distance = float(np.linalg.norm(to_goal))
+        if self._phase == "done" or (distance < cfg.done_m and self._phase == "push"):
+            self._phase = "done" if slide else "push"
+            return np.zeros(4)
+        direction = to_goal / max(distance, 1e-9)
+        behind = obj[:2] - direction * cfg.push_standoff_m
+        offset = grip[:2] - behind
+        lateral = abs(offset[0] * direction[1] - offset[1] * direction[0])
+        along = float(offset @ direction)  # > 0: the gripper is past the push position
+        low = obj[2]
+        # in contact the gripper is ~4 cm from the centre (along ~ 0.02); 2 cm means on top
+        lost = lateral > cfg.push_lateral_tolerance_m or along > cfg.push_standoff_m - 0.02
+        if self._phase != "push" or lost:
+            return self._approach_push(grip, behind, low, lateral, along)
+        if slide:
+            return self._strike(direction, distance, grip, obj)
+        # Push along the line through the object to the goal, correcting sideways drift.
+        sideways = -(offset - along * direction)
+        velocity = direction * min(distance * cfg.gain_per_m, cfg.push_speed)
+        velocity = velocity + sideways * cfg.gain_per_m
+        return np.append(np.append(velocity, (low - grip[2]) * cfg.gain_per_m), 0.0)
+
+    def _approach_push(
+        self, grip: np.ndarray, behind: np.ndarray, low: float, lateral: float, along: float
+    ) -> np.ndarray:
+        """Hover behind the object on the goal line, then descend next to the table."""
+        cfg = self.config
+        hover = np.append(behind, low + cfg.hover_height_m)
+        tolerance = 2.5 * cfg.aligned_m if self._phase == "descend" else cfg.aligned_m
+        if np.linalg.norm(grip[:2] - behind) > tolerance:
+            self._phase = "approach"
+            # rise before crossing over the object; stay low if already well behind it
+            if grip[2] < low + 0.5 * cfg.hover_height_m and (lateral > 0.03 or along > -0.01):
+                return self._move(grip, np.append(grip[:2], hover[2]), 0.0)
+            return self._move(grip, hover, 0.0)
+        self._phase = "descend"
+        if grip[2] - low < 0.01:
+            self._phase = "push"
+        return self._move(grip, np.append(behind, low), 0.0)
+
+    def _strike(
+        self, direction: np.ndarray, distance: float, grip: np.ndarray, obj: np.ndarray
+    ) -> np.ndarray:
+        """Slide: accelerate through the puck toward the goal, speed by distance."""
+        speed = min(1.0, self.config.slide_speed_gain * distance)
+        if np.linalg.norm((grip - obj)[:2]) > 0.08:  # puck has left: hold still
+            self._phase = "done"
+            return np.zeros(4)
+        return np.append(np.append(direction * speed, (obj[2] - grip[2]) * 10.0), 0.0)
+
+
+def success_rate(task_name: str, episodes: int = 20, seed: int = 0) -> float:
+    """Fraction of seeded episodes the scripted policy ends successfully."""
+    from sim.tasks import make_task_env
+
+    env = make_task_env(task_name, disable_env_checker=True)
+    policy = ScriptedFetchPolicy(task_name)
+    successes = 0
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        policy.reset()
+        truncated = terminated = False
+        info: dict = {}
+        while not (truncated or terminated):
+            obs, _, terminated, truncated, info = env.step(policy(obs))
+        successes += int(info.get("is_success", 0.0) > 0.5)
+    env.close()
+    return successes / episodes
