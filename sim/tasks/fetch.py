@@ -92,6 +92,7 @@ class FetchTask(Task):
     """Shared machinery of the four Fetch tasks; subclasses only choose a config."""
 
     robot = "fetch"
+    video_camera = "video"
     frame_skip = 20
     max_episode_steps = 50
     default_config: FetchTaskConfig

@@ -81,6 +81,7 @@ class _HandTask(Task):
     """
 
     robot = "shadow_hand"
+    video_camera = "video"
     frame_skip = 20  # 20 x 2 ms = 25 Hz
 
     def bind(self, twin: Twin) -> None:
@@ -147,6 +148,9 @@ class HandReach(_HandTask):
 
     scene = "reach"
     max_episode_steps = 50
+    # Upstream's reward is -(d > threshold) while success is d < threshold: at d exactly at
+    # the threshold they disagree, so the env must call compute_reward, not infer it.
+    sparse_reward = False
 
     def __init__(self, config: ReachConfig | None = None):
         self.config = config or ReachConfig()
