@@ -56,5 +56,8 @@ def test_package_xml_is_format_3_ament_python_named_twinbridge() -> None:
 
 
 def test_no_gymnasium_robotics_assets_are_copied_into_the_repo() -> None:
-    copied = [p for p in ROOT.rglob("*.stl") if ".venv" not in p.parts]
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    copied = [p for p in tracked if p.lower().endswith((".stl", ".obj", ".msh"))]
     assert copied == []
