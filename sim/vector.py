@@ -585,23 +585,19 @@ class SubprocVectorEnv(VectorEnv):
             raise WorkerError(
                 self._where(w) + f" did not answer {command!r} within {self.config.timeout_s} s"
             )
-        try:
-            if w.conn not in ready and not w.conn.poll():
-                raise EOFError
-            status, payload = w.conn.recv()
-        except (EOFError, ConnectionResetError) as e:
-            w.process.join(timeout=1.0)
-            raise WorkerError(
-                self._where(w) + f" died during {command!r} ({_exit_reason(w.process.exitcode)})"
-            ) from e
-        if status == "error":
-            raise self._remote_error(w, command, payload)
-        return payload
+        return self._receive_blocking(w, command, conn_ready=w.conn in ready)
 
-    def _receive_blocking(self, w: _Worker, command: str) -> Any:
-        """Plain `recv`: without "fork" only the worker holds the pipe's other end, so its
-        death shows as EOF, and the select call of `wait` (~10 us a worker) is saved."""
+    def _receive_blocking(self, w: _Worker, command: str, conn_ready: bool = True) -> Any:
+        """Receive one reply, or raise `WorkerError` if the worker died or failed.
+
+        Called directly (plain `recv`) when no timeout applies: without "fork" only the
+        worker holds the pipe's other end, so its death shows as EOF, and the select call of
+        `wait` (~10 us a worker) is saved. After `wait`, `conn_ready` False means only the
+        process sentinel fired: the worker is gone unless a reply is still buffered.
+        """
         try:
+            if not conn_ready and not w.conn.poll():
+                raise EOFError
             status, payload = w.conn.recv()
         except (EOFError, ConnectionResetError) as e:
             w.process.join(timeout=1.0)
