@@ -21,6 +21,10 @@ class ModelCompileError(TwinbridgeError):
     """MJCF or MjSpec edits that MuJoCo refuses to compile."""
 
 
+class ConfigError(TwinbridgeError, ValueError):
+    """A configuration value out of its legal range; the message names the field and value."""
+
+
 class ControlError(TwinbridgeError, ValueError):
     """A control or action that must not reach the simulator (wrong shape, non-finite)."""
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from sim.errors import UnknownNameError
+from sim.errors import ConfigError, UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -41,12 +41,12 @@ class IKConfig:
 
     def __post_init__(self) -> None:
         if self.damping_m < 0 or self.max_joint_step_rad <= 0:
-            raise ValueError(
+            raise ConfigError(
                 f"IKConfig: damping_m must be >= 0 and max_joint_step_rad > 0, got "
                 f"{self.damping_m} and {self.max_joint_step_rad}"
             )
         if self.max_iterations < 1 or self.tolerance_m <= 0 or self.tolerance_rad <= 0:
-            raise ValueError(
+            raise ConfigError(
                 "IKConfig: max_iterations must be >= 1 and tolerances positive; got "
                 f"{self.max_iterations}, {self.tolerance_m} m, {self.tolerance_rad} rad"
             )

@@ -48,7 +48,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from sim.errors import TwinbridgeError
+from sim.errors import ConfigError, TwinbridgeError
 from sim.tasks import DEFAULT_TASK, TASKS, make_task_env
 
 _ALIGN_BYTES = 64  # each shared array starts on its own cache line
@@ -91,18 +91,18 @@ class VectorEnvConfig:
     def __post_init__(self) -> None:
         self.autoreset_mode = AutoresetMode(self.autoreset_mode)
         if self.num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {self.num_envs}")
+            raise ConfigError(f"num_envs must be >= 1, got {self.num_envs}")
         if not 1 <= self.num_workers <= self.num_envs:
-            raise ValueError(
+            raise ConfigError(
                 f"num_workers must be in [1, num_envs={self.num_envs}], got {self.num_workers}"
             )
         if self.start_method not in mp.get_all_start_methods():
-            raise ValueError(
+            raise ConfigError(
                 f"start_method {self.start_method!r} is not available here; "
                 f"use one of {mp.get_all_start_methods()}"
             )
         if self.timeout_s is not None and self.timeout_s <= 0:
-            raise ValueError(f"timeout_s must be positive or None, got {self.timeout_s}")
+            raise ConfigError(f"timeout_s must be positive or None, got {self.timeout_s}")
 
 
 # -- shared memory layout ------------------------------------------------------------------

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import sim
+from sim.errors import UnknownNameError
 from sim.models import load_model
 from sim.models.shadow_hand.builder import FINGERTIP_SITES, POSE_CAMERAS, VIDEO_CAMERA
 from sim.tasks import TASKS
@@ -334,7 +335,7 @@ def test_reach_reward_and_success_match_gymnasium_robotics() -> None:
 
 
 def test_block_variants_and_configs_are_validated() -> None:
-    with pytest.raises(ValueError, match="variant"):
+    with pytest.raises(UnknownNameError, match="variant"):
         HandBlock(variant="rotate-w")
     assert HandPen().config.distance_threshold_m == 0.05  # as HandManipulatePen-v1
     assert HandReach().config.distance_threshold_m == 0.01

@@ -22,7 +22,7 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from sim.errors import StateError
+from sim.errors import ConfigError, StateError
 from sim.ik import DlsIK, IKConfig
 from sim.models.fetch.builder import (
     ARM_ACTUATORS,
@@ -78,11 +78,11 @@ class FetchTaskConfig:
 
     def __post_init__(self) -> None:
         if self.distance_threshold_m <= 0 or self.step_m <= 0:
-            raise ValueError("FetchTaskConfig: distance_threshold_m and step_m must be positive")
+            raise ConfigError("FetchTaskConfig: distance_threshold_m and step_m must be positive")
         if self.obj_range_m < 0 or self.target_range_m < 0:
-            raise ValueError("FetchTaskConfig: sampling ranges must be >= 0")
+            raise ConfigError("FetchTaskConfig: sampling ranges must be >= 0")
         if self.has_object and self.obj_range_m * math.sqrt(2) < self.min_object_distance_m:
-            raise ValueError(
+            raise ConfigError(
                 f"FetchTaskConfig: obj_range_m={self.obj_range_m} cannot place the object "
                 f"{self.min_object_distance_m} m from the gripper; widen obj_range_m"
             )

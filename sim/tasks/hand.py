@@ -23,7 +23,7 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from sim.errors import PhysicsError, StateError
+from sim.errors import ConfigError, PhysicsError, StateError, UnknownNameError
 from sim.models.shadow_hand.builder import (
     FINGERTIP_SITES,
     OBJECT_BODY,
@@ -132,9 +132,9 @@ class ReachConfig:
 
     def __post_init__(self) -> None:
         if self.distance_threshold_m <= 0:
-            raise ValueError(f"distance_threshold_m must be > 0, got {self.distance_threshold_m}")
+            raise ConfigError(f"distance_threshold_m must be > 0, got {self.distance_threshold_m}")
         if not 0.0 <= self.keep_initial_probability <= 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"keep_initial_probability must be in [0, 1], got {self.keep_initial_probability}"
             )
 
@@ -264,21 +264,21 @@ class ManipulateConfig:
 
     def __post_init__(self) -> None:
         if self.target_position not in TARGET_POSITIONS:
-            raise ValueError(
+            raise ConfigError(
                 f"target_position {self.target_position!r} is not one of {TARGET_POSITIONS}"
             )
         if self.target_rotation not in TARGET_ROTATIONS:
-            raise ValueError(
+            raise ConfigError(
                 f"target_rotation {self.target_rotation!r} is not one of {TARGET_ROTATIONS}"
             )
         if np.shape(self.target_position_range_m) != (3, 2):
-            raise ValueError(
+            raise ConfigError(
                 "target_position_range_m must be ((x_lo, x_hi), (y_lo, y_hi), (z_lo, z_hi))"
             )
         if self.distance_threshold_m <= 0 or self.rotation_threshold_rad <= 0:
-            raise ValueError("distance_threshold_m and rotation_threshold_rad must be > 0")
+            raise ConfigError("distance_threshold_m and rotation_threshold_rad must be > 0")
         if min(self.settle_substeps, self.bind_settle_substeps) < 0 or self.max_reset_attempts < 1:
-            raise ValueError("settle step counts must be >= 0 and max_reset_attempts >= 1")
+            raise ConfigError("settle step counts must be >= 0 and max_reset_attempts >= 1")
 
 
 class _HandManipulate(_HandTask):
@@ -494,9 +494,7 @@ class HandBlock(_HandManipulate):
 
     def __init__(self, variant: str = "full", config: ManipulateConfig | None = None):
         if variant not in _BLOCK_VARIANTS:
-            raise ValueError(
-                f"unknown HandBlock variant {variant!r}; valid: {list(_BLOCK_VARIANTS)}"
-            )
+            raise UnknownNameError("HandBlock variant", variant, _BLOCK_VARIANTS)
         position, rotation = _BLOCK_VARIANTS[variant]
         self.variant = variant
         super().__init__(
