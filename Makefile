@@ -41,6 +41,7 @@ test: lint
 
 bench: install
 	$(PY) bench/env_speed.py
+	$(PY) bench/inference.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,1 +1,2 @@
-"""Twinbridge policies: robot-side ONNX policy runtime (no torch), and later training/export."""
+"""Twinbridge policies: graphs and ONNX export with model cards (torch, training side), and the
+robot-side runtime `policies.runtime` (onnxruntime, never torch)."""

@@ -57,10 +57,11 @@ def _scripted(task: str, env: gym.Env, seed: int) -> Policy:
     return ScriptedFetchPolicy(task)
 
 
-def _onnx(path: str, env: gym.Env) -> Policy:
-    from policies.onnx_policy import OnnxPolicy
+def _onnx(path: str, task: str) -> Policy:
+    """An exported policy checked against its model card (the sibling .json) and `task`."""
+    from policies.runtime import PolicyRunner
 
-    return OnnxPolicy(Path(path), env.observation_space, env.action_space)  # type: ignore[arg-type]
+    return PolicyRunner.load(Path(path), expected_task=task)
 
 
 POLICIES: dict[str, Callable[[str, gym.Env, int], Policy]] = {
@@ -72,7 +73,7 @@ POLICIES: dict[str, Callable[[str, gym.Env, int], Policy]] = {
 def make_policy(name: str, task: str, env: gym.Env, seed: int) -> Policy:
     """A policy by registered name, or an ONNX policy from a `.onnx` file path."""
     if name.endswith(".onnx"):
-        return _onnx(name, env)
+        return _onnx(name, task)
     if name not in POLICIES:
         raise UnknownNameError("policy", name, [*POLICIES, "<file>.onnx"])
     return POLICIES[name](task, env, seed)
@@ -187,7 +188,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy",
         default="random",
-        help="'random', 'scripted' (hand-written Fetch controller) or a path to a policy .onnx",
+        help="'random', 'scripted' (hand-written Fetch controller) or a policy .onnx "
+        "(its model card, the .json beside it, must name this task)",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of episode 0; episode i uses seed+i"

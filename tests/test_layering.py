@@ -23,7 +23,10 @@ def test_only_ros_ws_imports_rclpy() -> None:
 
 
 def test_robot_side_policy_runtime_never_imports_torch() -> None:
-    code = "import sys, policies.onnx_policy, sim.rollout; print('torch' in sys.modules)"
+    code = (
+        "import sys, policies.runtime, policies.card, policies.observation, sim.rollout;"
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

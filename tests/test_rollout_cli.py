@@ -9,13 +9,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
+from policy_fixtures import linear_model, task_dims, write_policy
 
-from policies.errors import PolicyLoadError, PolicyOutputError
-from policies.onnx_policy import OnnxPolicy
-from sim.rollout import RolloutConfig, rollout
+from policies.errors import (
+    ModelCardError,
+    ModelContractError,
+    ModelFileError,
+    ModelIntegrityError,
+    PolicyOutputError,
+)
+from policies.runtime import PolicyRunner
+from sim.rollout import RolloutConfig, make_policy, rollout
 from sim.tasks import make_task_env
 
 TWINBRIDGE = shutil.which("twinbridge") or str(Path(sys.executable).parent / "twinbridge")
@@ -68,39 +73,11 @@ def test_unknown_policy_lists_the_valid_ones() -> None:
     assert done.returncode == 2 and "random" in done.stderr and ".onnx" in done.stderr
 
 
-def _linear_policy(path: Path, inputs: int, outputs: int, scale: float = 0.1) -> Path:
-    """A tanh(x W) policy; scale=0 with a Div node makes it emit NaN (0/0)."""
-    weights = helper.make_tensor(
-        "W", TensorProto.FLOAT, [inputs, outputs], np.full(inputs * outputs, scale).tolist()
-    )
-    nodes = [
-        helper.make_node("MatMul", ["obs", "W"], ["z"]),
-        helper.make_node("Tanh", ["z"], ["t"]),
-    ]
-    if scale == 0.0:
-        nodes.append(helper.make_node("Div", ["t", "t"], ["action"]))
-    else:
-        nodes[-1] = helper.make_node("Tanh", ["z"], ["action"])
-    graph = helper.make_graph(
-        nodes,
-        "policy",
-        [helper.make_tensor_value_info("obs", TensorProto.FLOAT, [1, inputs])],
-        [helper.make_tensor_value_info("action", TensorProto.FLOAT, [1, outputs])],
-        initializer=[weights],
-    )
-    # IR 9 / opset 17: what torch's exporter writes, and what onnxruntime reads.
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
-    onnx.save(model, path)
-    return path
-
-
 def test_onnx_policy_runs_in_rollout(tmp_path: Path) -> None:
-    env = make_task_env("fetch-reach")
-    dims = (
-        env.observation_space["observation"].shape[0]
-        + env.observation_space["desired_goal"].shape[0]
+    obs_width, action_width = task_dims("fetch-reach")
+    path = write_policy(
+        tmp_path / "reach.onnx", linear_model(obs_width, action_width), "fetch-reach"
     )
-    path = _linear_policy(tmp_path / "reach.onnx", dims, env.action_space.shape[0])
     done = run_cli(
         "rollout", "--task", "fetch-reach", "--episodes", "1", "--policy", str(path), "--json"
     )
@@ -108,27 +85,37 @@ def test_onnx_policy_runs_in_rollout(tmp_path: Path) -> None:
     assert json.loads(done.stdout.strip().splitlines()[-1])["episodes"] == 1
 
 
+def test_onnx_policy_for_another_task_exits_2_naming_the_card_field(tmp_path: Path) -> None:
+    obs_width, action_width = task_dims("fetch-reach")
+    path = write_policy(
+        tmp_path / "reach.onnx", linear_model(obs_width, action_width), "fetch-reach"
+    )
+    done = run_cli("rollout", "--task", "fetch-push", "--episodes", "1", "--policy", str(path))
+    assert done.returncode == 2
+    assert "reach.json: task: trained for 'fetch-reach', not 'fetch-push'" in done.stderr
+
+
 def test_onnx_policy_of_the_wrong_shape_is_refused_at_load(tmp_path: Path) -> None:
-    env = make_task_env("fetch-push")
-    path = _linear_policy(tmp_path / "wrong.onnx", 13, 4)
-    with pytest.raises(PolicyLoadError, match=r"needs tensor\(float\) \[1, 28\]"):
-        OnnxPolicy(path, env.observation_space, env.action_space)
+    path = write_policy(tmp_path / "wrong.onnx", linear_model(13, 4), "fetch-push")
+    with pytest.raises(ModelContractError, match=r"inputs\[0\] 'obs'.shape: graph has \[1, 13\]"):
+        make_policy(str(path), "fetch-push", make_task_env("fetch-push"), 0)
 
 
 def test_garbage_or_missing_onnx_file_is_refused(tmp_path: Path) -> None:
-    env = make_task_env("fetch-push")
-    garbage = tmp_path / "garbage.onnx"
-    garbage.write_bytes(b"\x00not a model")
-    with pytest.raises(PolicyLoadError, match="not a loadable ONNX model"):
-        OnnxPolicy(garbage, env.observation_space, env.action_space)
-    with pytest.raises(PolicyLoadError, match="does not exist"):
-        OnnxPolicy(tmp_path / "missing.onnx", env.observation_space, env.action_space)
+    garbage = write_policy(tmp_path / "garbage.onnx", b"\x00not a model", "fetch-push")
+    with pytest.raises(ModelIntegrityError, match=r"garbage\.onnx"):
+        PolicyRunner.load(garbage, expected_task="fetch-push")
+    (tmp_path / "garbage.onnx").unlink()
+    with pytest.raises(ModelFileError, match="does not exist"):
+        PolicyRunner.load(garbage, expected_task="fetch-push")
+    with pytest.raises(ModelCardError, match=r"missing\.json: <file>: does not exist"):
+        PolicyRunner.load(tmp_path / "missing.onnx")
 
 
 def test_nan_action_raises_instead_of_reaching_the_env(tmp_path: Path) -> None:
     env = make_task_env("fetch-push")
-    path = _linear_policy(tmp_path / "nan.onnx", 28, 4, scale=0.0)
-    policy = OnnxPolicy(path, env.observation_space, env.action_space)
+    path = write_policy(tmp_path / "nan.onnx", linear_model(28, 4, nan=True), "fetch-push")
+    policy = PolicyRunner.load(path, expected_task="fetch-push")
     obs, _ = env.reset(seed=0)
-    with pytest.raises(PolicyOutputError, match="finite"):
+    with pytest.raises(PolicyOutputError, match="non-finite action"):
         policy(obs)

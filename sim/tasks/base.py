@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from sim.errors import StateError
 from sim.twin import Twin
 
 
@@ -31,6 +32,7 @@ class Task(ABC):
     # True when compute_reward is exactly 0 on success and -1 otherwise, so the env can
     # take a step's reward from its success test instead of computing both.
     sparse_reward: bool = True
+    goal_unit: str = "mixed"  # unit of achieved/desired goal entries, for model cards
 
     def bind(self, twin: Twin) -> None:  # noqa: B027 - optional hook
         """Resolve names to indices once, after the twin is loaded (keeps `step` cheap)."""
@@ -71,6 +73,25 @@ class Task(ABC):
         """Sparse reward: 0 on success, -1 otherwise (batch-capable)."""
         reward = -(~self.is_success(achieved, desired)).astype(np.float64)
         return float(reward) if np.ndim(reward) == 0 else reward
+
+    def observation_fields(self, twin: Twin | None = None) -> list[tuple[str, int, str]]:
+        """(name, size, unit) of each observation slice, in order, for model cards.
+
+        Tasks override this with their layout (it needs no twin). The default is one field
+        of unknown unit, measured on a bound `twin`. Never called while stepping.
+        """
+        if twin is None:
+            raise StateError(
+                f"{type(self).__name__} does not declare observation_fields(); "
+                "pass a twin it is bound to, or override the method"
+            )
+        return [("observation", len(self.observation(twin)), "mixed")]
+
+    def action_fields(self, twin: Twin) -> list[tuple[str, str]]:
+        """(name, unit) of each action component, for model cards: by default the twin's
+        actuators in order, an action of 1.0 being the top of the actuator's normalized range.
+        """
+        return [(name, "normalized ctrlrange") for name in twin.actuator_names]
 
     def extra_info(self, twin: Twin) -> dict[str, Any]:
         """Per-step diagnostic additions to `info` (cheap; called every step)."""

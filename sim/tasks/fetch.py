@@ -95,6 +95,7 @@ class FetchTask(Task):
     video_camera = "video"
     frame_skip = 20
     max_episode_steps = 50
+    goal_unit = "m"
     default_config: FetchTaskConfig
 
     def __init__(self, config: FetchTaskConfig | None = None):
@@ -310,6 +311,33 @@ class FetchTask(Task):
                 vx, vy, vz, right_vel * dt, left_vel * dt,
             ]
         )  # fmt: skip
+
+    def observation_fields(self, twin: Twin | None = None) -> list[tuple[str, int, str]]:
+        """The layout `observation` returns (velocities are per control step, x dt)."""
+        if not self.config.has_object:
+            return [
+                ("grip_pos", 3, "m"),
+                ("gripper_state", 2, "m"),
+                ("grip_velp", 3, "m/step"),
+                ("gripper_vel", 2, "m/step"),
+            ]
+        return [
+            ("grip_pos", 3, "m"),
+            ("object_pos", 3, "m"),
+            ("object_rel_pos", 3, "m"),
+            ("gripper_state", 2, "m"),
+            ("object_rot", 3, "rad"),
+            ("object_velp", 3, "m/step"),
+            ("object_velr", 3, "rad/step"),
+            ("grip_velp", 3, "m/step"),
+            ("gripper_vel", 2, "m/step"),
+        ]
+
+    def action_fields(self, twin: Twin) -> list[tuple[str, str]]:
+        """Gripper displacement per unit action per step, and finger opening change."""
+        step, grip = self.config.step_m, self.config.gripper_step_m
+        unit = f"{step} m/step (gripper target displacement, world frame)"
+        return [("dx", unit), ("dy", unit), ("dz", unit), ("gripper", f"{grip} m/step opening")]
 
     def achieved_goal(self, twin: Twin) -> np.ndarray:
         """Object position (gripper position for reach)."""

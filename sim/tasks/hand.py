@@ -68,6 +68,7 @@ REACH_INITIAL_QPOS = MappingProxyType(
     }
 )
 
+ROBOT_JOINT_COUNT = 24  # robot0:* joints: wrist 2, FF/MF/RF 4 each, LF 5, thumb 5
 TARGET_POSITIONS = ("ignore", "fixed", "random")
 TARGET_ROTATIONS = ("ignore", "fixed", "z", "parallel", "xyz")
 
@@ -83,6 +84,11 @@ class _HandTask(Task):
     robot = "shadow_hand"
     video_camera = "video"
     frame_skip = 20  # 20 x 2 ms = 25 Hz
+
+    def action_fields(self, twin: Twin) -> list[tuple[str, str]]:
+        """The twin's 20 actuators; 0 is the ctrlrange centre, +/-1 its ends (rad)."""
+        unit = "normalized position target: ctrlrange centre +/- half width (rad)"
+        return [(name, unit) for name in twin.actuator_names]
 
     def bind(self, twin: Twin) -> None:
         """Cache actuator ranges, robot joint addresses and live views of MuJoCo's arrays."""
@@ -148,6 +154,7 @@ class HandReach(_HandTask):
 
     scene = "reach"
     max_episode_steps = 50
+    goal_unit = "m"
     # Upstream's reward is -(d > threshold) while success is d < threshold: at d exactly at
     # the threshold they disagree, so the env must call compute_reward, not infer it.
     sparse_reward = False
@@ -204,6 +211,13 @@ class HandReach(_HandTask):
                 self._site_xpos[self._tip_sites].ravel(),
             )
         )
+
+    def observation_fields(self, twin: Twin | None = None) -> list[tuple[str, int, str]]:
+        return [
+            ("robot_qpos", ROBOT_JOINT_COUNT, "rad"),
+            ("robot_qvel", ROBOT_JOINT_COUNT, "rad/s"),
+            ("fingertip_pos", 15, "m"),
+        ]
 
     def achieved_goal(self, twin: Twin) -> np.ndarray:
         return self._site_xpos[self._tip_sites].ravel()
@@ -289,6 +303,7 @@ class _HandManipulate(_HandTask):
     """
 
     max_episode_steps = 100
+    goal_unit = "m (position), 1 (quaternion wxyz)"
 
     def __init__(self, config: ManipulateConfig):
         self.config = config
@@ -429,6 +444,17 @@ class _HandManipulate(_HandTask):
                 qpos[self._obj_qpos],
             )
         )
+
+    def observation_fields(self, twin: Twin | None = None) -> list[tuple[str, int, str]]:
+        """The free joint's qvel (angular part in the body frame) then its qpos."""
+        return [
+            ("robot_qpos", ROBOT_JOINT_COUNT, "rad"),
+            ("robot_qvel", ROBOT_JOINT_COUNT, "rad/s"),
+            ("object_velp", 3, "m/s"),
+            ("object_velr", 3, "rad/s (body frame)"),
+            ("object_pos", 3, "m"),
+            ("object_quat", 4, "1 (wxyz)"),
+        ]
 
     def achieved_goal(self, twin: Twin) -> np.ndarray:
         return self._qpos[self._obj_qpos].copy()

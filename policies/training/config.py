@@ -1,0 +1,216 @@
+"""`HerSacConfig`: every option of a HER training run (SAC, or TD3 to compare), validated.
+
+Run: `twinbridge train --help` (one flag per field below, with the same help text).
+
+The dataclass is the single source of truth: the CLI flags, the `--config` file keys, the
+`config.json` written next to each run and the model card's `training_config` are all its
+fields. Validation happens in `__post_init__`, before any env or network is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from policies.training.errors import TrainingConfigError
+from sim.errors import UnknownNameError
+from sim.tasks import get_task_spec
+
+ALGOS = ("her-sac", "her-td3")  # her-td3: the measured alternative (policies.training.td3)
+HER_STRATEGIES = ("future",)
+# Options a resumed run may change: they do not affect what is learned.
+RESUMABLE = ("total_env_steps", "progress", "num_workers")
+
+
+def _opt(default: Any, help: str, **kwargs: Any) -> Any:
+    """A dataclass field whose help text becomes the CLI flag's --help."""
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+@dataclass
+class HerSacConfig:
+    """Options of one HER + SAC run (see the module docstring; units are in the names)."""
+
+    task: str = _opt("fetch-reach", "task name (see `twinbridge tasks`)")
+    algo: str = _opt("her-sac", f"algorithm, one of: {', '.join(ALGOS)}")
+    total_env_steps: int = _opt(
+        20_000, "stop after this many env steps (whole episode batches: rounded up)"
+    )
+    seed: int = _opt(0, "seed of torch, numpy and the env resets")
+    num_envs: int = _opt(2, "envs stepped in lockstep; one episode batch = num_envs episodes")
+    num_workers: int = _opt(
+        0, "worker processes for the envs (sim.vector.SubprocVectorEnv); 0: in this process"
+    )
+    max_episode_steps: int = _opt(0, "episode length in env steps; 0: the task's own limit")
+    buffer_size_transitions: int = _opt(1_000_000, "replay capacity (oldest episodes dropped)")
+    batch_size: int = _opt(256, "transitions per gradient update")
+    updates_per_env_step: float = _opt(
+        0.5, "gradient updates per collected env step (update-to-data ratio)"
+    )
+    warmup_env_steps: int = _opt(
+        1000, "first env steps with uniform random actions and no updates"
+    )
+    gamma: float = _opt(0.98, "discount factor per env step")
+    tau: float = _opt(0.05, "Polyak step of the target critics per update (1 - polyak)")
+    lr_actor: float = _opt(1e-3, "Adam learning rate of the actor")
+    lr_critic: float = _opt(1e-3, "Adam learning rate of the twin critics")
+    lr_alpha: float = _opt(1e-3, "Adam learning rate of log(alpha)")
+    init_alpha: float = _opt(0.1, "initial entropy temperature alpha")
+    target_entropy_per_action_dim: float = _opt(
+        -1.0, "entropy target, times the action dimension (SAC's -dim(A) heuristic)"
+    )
+    action_l2_penalty: float = _opt(
+        0.0,
+        "weight of mean(action^2) in the actor loss (HER paper: 1.0); keeps actions "
+        "off the bounds, where tanh hides exploration noise",
+    )
+    td3_action_noise_std: float = _opt(0.2, "her-td3 only: exploration noise std (actions)")
+    td3_target_noise_std: float = _opt(0.2, "her-td3 only: target policy smoothing noise std")
+    td3_target_noise_clip: float = _opt(0.5, "her-td3 only: clip of the smoothing noise")
+    td3_policy_delay: int = _opt(2, "her-td3 only: critic updates per actor/target update")
+    hidden_sizes: tuple[int, ...] = _opt((256, 256, 256), "hidden layer widths of all MLPs")
+    her_strategy: str = _opt("future", f"HER goal strategy, one of: {', '.join(HER_STRATEGIES)}")
+    her_k: int = _opt(4, "HER relabelled goals per real one: relabel probability k / (k + 1)")
+    obs_clip: float = _opt(200.0, "raw observation/goal clip before normalization")
+    norm_clip: float = _opt(5.0, "normalized input clip, in standard deviations")
+    norm_eps: float = _opt(0.01, "smallest standard deviation of the normalizer")
+    epoch_env_steps: int = _opt(2000, "env steps between evaluations, log rows and checkpoints")
+    eval_episodes: int = _opt(20, "deterministic-action episodes per evaluation")
+    eval_seed: int = _opt(1_000_000, "seed of evaluation episode 0 (episode i: eval_seed + i)")
+    torch_threads: int = _opt(1, "torch intra-op threads (env workers use the other cores)")
+    progress: bool = _opt(True, "show a tqdm progress bar")
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(self.hidden_sizes)
+        _check_types(self)
+        _check_names(self)
+        _check_ranges(self)
+
+    @property
+    def relabel_probability(self) -> float:
+        """Share of sampled transitions whose goal is replaced (0.8 for k = 4)."""
+        return 1.0 - 1.0 / (1.0 + self.her_k)
+
+    def episode_steps(self) -> int:
+        """Episode length: the option, or the task's registered limit."""
+        return self.max_episode_steps or get_task_spec(self.task).max_episode_steps
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        out["hidden_sizes"] = list(self.hidden_sizes)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> HerSacConfig:
+        """Build from a mapping, refusing unknown keys with the list of valid ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise TrainingConfigError(
+                f"{source}: unknown option(s) {unknown}; valid options: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Option values from a JSON (or, with PyYAML installed, YAML) file; not yet validated."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise TrainingConfigError(f"cannot read config file {path}: {e}") from e
+    values = _parse(text, Path(path))
+    if not isinstance(values, dict):
+        raise TrainingConfigError(f"{path}: expected a mapping of option: value at top level")
+    return values
+
+
+def _parse(text: str, path: Path) -> Any:
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as e:
+            raise TrainingConfigError(
+                f"{path}: reading YAML needs PyYAML (pip install pyyaml); or use JSON"
+            ) from e
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise TrainingConfigError(f"{path} is not valid YAML: {e}") from e
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TrainingConfigError(f"{path} is not valid JSON: {e}") from e
+
+
+def _check_types(config: HerSacConfig) -> None:
+    """Refuse values of the wrong type (e.g. "1e3" strings or floats for int options)."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        expected = type(f.default) if f.default is not dataclasses.MISSING else None
+        if expected is tuple:
+            ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        elif expected is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        elif expected is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = expected is None or isinstance(value, expected)
+        if not ok:
+            raise TrainingConfigError(
+                f"option {f.name} must be of type {getattr(expected, '__name__', expected)}, "
+                f"got {value!r}"
+            )
+
+
+def _check_names(config: HerSacConfig) -> None:
+    try:
+        get_task_spec(config.task)
+    except UnknownNameError as e:
+        raise TrainingConfigError(f"option task: {e}") from e
+    if config.algo not in ALGOS:
+        raise TrainingConfigError(f"option algo {config.algo!r}; valid: {', '.join(ALGOS)}")
+    if config.her_strategy not in HER_STRATEGIES:
+        raise TrainingConfigError(
+            f"option her_strategy {config.her_strategy!r}; valid: {', '.join(HER_STRATEGIES)}"
+        )
+
+
+_POSITIVE = (
+    "total_env_steps", "num_envs", "buffer_size_transitions", "batch_size", "epoch_env_steps",
+    "eval_episodes", "torch_threads", "obs_clip", "norm_clip", "norm_eps", "lr_actor",
+    "lr_critic", "lr_alpha", "init_alpha", "td3_policy_delay",
+)  # fmt: skip
+_NON_NEGATIVE = ("num_workers", "max_episode_steps", "warmup_env_steps", "her_k",
+                 "updates_per_env_step", "action_l2_penalty", "td3_action_noise_std",
+                 "td3_target_noise_std", "td3_target_noise_clip")  # fmt: skip
+
+
+def _check_ranges(config: HerSacConfig) -> None:
+    c = config
+    for name in _POSITIVE:
+        _require(name, getattr(c, name), getattr(c, name) > 0, "must be > 0")
+    for name in _NON_NEGATIVE:
+        _require(name, getattr(c, name), getattr(c, name) >= 0, "must be >= 0")
+    for name in ("gamma", "tau"):
+        _require(name, getattr(c, name), 0.0 < getattr(c, name) <= 1.0, "must be in (0, 1]")
+    _require("num_workers", c.num_workers, c.num_workers <= c.num_envs, "must be <= num_envs")
+    _require("hidden_sizes", c.hidden_sizes, len(c.hidden_sizes) > 0 and min(c.hidden_sizes) > 0,
+             "must be one or more positive widths")  # fmt: skip
+    limit = get_task_spec(c.task).max_episode_steps
+    _require("max_episode_steps", c.max_episode_steps, c.max_episode_steps <= limit,
+             f"must be <= the task's limit {limit}")  # fmt: skip
+    batch = c.num_envs * c.episode_steps()
+    size = c.buffer_size_transitions
+    _require("buffer_size_transitions", size, size >= batch, f"must hold {batch} (one batch)")
+    for name in ("gamma", "tau", "init_alpha", "updates_per_env_step"):
+        _require(name, getattr(c, name), math.isfinite(getattr(c, name)), "must be finite")
+
+
+def _require(name: str, value: Any, ok: bool, what: str) -> None:
+    if not ok:
+        raise TrainingConfigError(f"option {name} {what}, got {value!r}")
