@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
 import statistics
@@ -57,6 +56,9 @@ from tqdm import tqdm
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))  # run as a script from a checkout
+sys.path.insert(0, str(BENCH_DIR))  # the shared bench/report.py
+
+from report import emit  # noqa: E402
 
 from policies.export import RECURRENT_NAMES, ExportConfig, export_policy  # noqa: E402
 from policies.graph import LstmPolicyGraph, MlpPolicyGraph, PolicyGraphBase  # noqa: E402
@@ -553,15 +555,7 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
 def main(argv: list[str] | None = None) -> int:
     config, args = parse_args(argv)
     report = run(config)
-    table = format_table(report)
-    if args.json:
-        print(table, file=sys.stderr)
-        print(json.dumps(report, indent=2))
-    else:
-        print(table)
-    for line in report["failures"]:
-        print(f"TARGET MISSED: {line}", file=sys.stderr)
-    return 1 if report["failures"] and not args.no_fail else 0
+    return emit(report, format_table(report), args.json, args.no_fail)
 
 
 if __name__ == "__main__":
