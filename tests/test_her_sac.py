@@ -26,12 +26,21 @@ from policies.training.errors import (
     CheckpointMissingError,
     TrainingConfigError,
 )
+from policies.training.networks import DeterministicActor, SquashedGaussianActor
+from policies.training.param_noise import (
+    AdaptiveParamNoise,
+    action_distance,
+    perturbed_copy,
+)
 from policies.training.trainer import HerSacTrainer, run_training
 from sim.cli import main
 
 # Smallest budget that reached >= 0.9 on all of seeds 0, 1, 2 was 800 env steps (evaluated
 # every 200); 1.5x that. With HER off (her_k=0) the same run stays at <= 0.1 up to 1600.
 LEARNING_BUDGET_ENV_STEPS = 1200
+# her-td3 with adaptive parameter noise (bench/exploration.py, eval every 200): >= 0.9 at
+# 1200 / 1400 / 1200 env steps on seeds 0, 1, 2 (action noise: 1000 / 1200 / 1000); 1.5x 1400.
+PARAM_NOISE_BUDGET_ENV_STEPS = 2100
 FAST = {
     "task": "fetch-reach",
     "hidden_sizes": (64, 64),
@@ -56,6 +65,69 @@ def test_fetch_reach_learns_within_a_fixed_env_step_budget() -> None:
     finally:
         trainer.close()
     assert success >= 0.9, f"success {success} after {LEARNING_BUDGET_ENV_STEPS} env steps"
+
+
+@pytest.mark.slow
+def test_fetch_reach_learns_with_parameter_noise_within_a_fixed_budget() -> None:
+    config = HerSacConfig(**FAST, seed=0, algo="her-td3", exploration="parameter")
+    trainer = HerSacTrainer(config)
+    try:
+        train_steps(trainer, PARAM_NOISE_BUDGET_ENV_STEPS)
+        success, _ = trainer.evaluate(20)
+    finally:
+        trainer.close()
+    assert success >= 0.9, f"success {success} after {PARAM_NOISE_BUDGET_ENV_STEPS} env steps"
+
+
+def tiny_policy(seed: int = 0) -> DeterministicActor:
+    torch.manual_seed(seed)
+    return DeterministicActor(SquashedGaussianActor(6, (16, 16), 3))
+
+
+def test_perturbed_actors_differ_from_the_actor_and_are_resampled() -> None:
+    policy, noise = tiny_policy(), AdaptiveParamNoise(0.1, 0.2, 10)
+    generator, x = torch.Generator().manual_seed(0), torch.randn(2, 6)
+    noise.resample(policy, 2, generator)
+    first = noise.act(x)
+    assert not torch.allclose(first, policy(x)) and not torch.equal(first[0], first[1])
+    assert all(not p.requires_grad for net in noise.perturbed for p in net.parameters())
+    noise.resample(policy, 2, generator)
+    assert not torch.allclose(noise.act(x), first)
+    with pytest.raises(ValueError, match="resample"):
+        noise.act(torch.randn(3, 6))
+
+
+def test_trainer_resamples_parameter_noise_every_episode_batch() -> None:
+    config = dataclasses.replace(tiny_config(300, "her-td3"), exploration="parameter")
+    trainer = HerSacTrainer(config)
+    try:
+        train_steps(trainer, 200)
+        before = trainer.agent.param_noise.perturbed
+        trainer.collect()
+        after = trainer.agent.param_noise.perturbed
+    finally:
+        trainer.close()
+    assert len(after) == config.num_envs and all(
+        a is not b for a, b in zip(before, after, strict=True)
+    )
+    x = torch.randn(1, sum(trainer.dims[k] for k in ("obs", "goal")))
+    assert not torch.equal(before[0](x), after[0](x))
+
+
+@pytest.mark.parametrize("start_std", [0.001, 3.0])
+def test_adaptation_moves_sigma_toward_the_target_distance(start_std: float) -> None:
+    policy, target = tiny_policy(), 0.2
+    noise = AdaptiveParamNoise(start_std, target, 1)
+    generator, x = torch.Generator().manual_seed(0), torch.randn(256, 6)
+    gaps = []
+    for _ in range(800):
+        noise.adapt(policy, x, generator)
+        gaps.append(abs(noise.last_distance - target))
+    assert np.mean(gaps[-100:]) < 0.5 * np.mean(gaps[:10])
+    assert np.mean(gaps[-100:]) < 0.05 and noise.std.dtype == torch.float64
+    std = float(noise.std)
+    probe = [action_distance(policy, perturbed_copy(policy, std, generator), x) for _ in range(50)]
+    assert abs(np.median(probe) - target) < 0.05
 
 
 @pytest.mark.parametrize("relabel_p", [0.0, 0.8, 1.0])
@@ -92,12 +164,19 @@ def tiny_config(total: int, algo: str = "her-sac") -> HerSacConfig:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("algo", ["her-sac", "her-td3"])
+def resume_config(total: int, algo: str) -> HerSacConfig:
+    if algo != "her-td3-param":
+        return tiny_config(total, algo)
+    config = tiny_config(total, "her-td3")  # adapt often so sigma moves before the split
+    return dataclasses.replace(config, exploration="parameter", param_noise_adapt_every_updates=3)
+
+
+@pytest.mark.parametrize("algo", ["her-sac", "her-td3", "her-td3-param"])
 def test_checkpoint_resume_is_bit_identical(tmp_path: Path, algo: str) -> None:
-    straight = HerSacTrainer(tiny_config(300, algo))
+    straight = HerSacTrainer(resume_config(300, algo))
     run_training(straight, tmp_path / "straight")
     straight.close()
-    first = HerSacTrainer(tiny_config(200, algo))
+    first = HerSacTrainer(resume_config(200, algo))
     run_training(first, tmp_path / "split")
     first.close()
     resumed = HerSacTrainer.resume(tmp_path / "split" / "checkpoint", total_env_steps=300)
@@ -111,6 +190,11 @@ def test_checkpoint_resume_is_bit_identical(tmp_path: Path, algo: str) -> None:
     for key in ("env_steps", "updates", "episodes", "replay_size", "update_credit"):
         assert a.counters[key] == b.counters[key]
     assert a.counters["updates"] > 0 and "optim/actor/0/exp_avg" in a.tensors
+    if algo == "her-td3-param":
+        std = a.tensors["td3/param_noise_std"]
+        assert std.dtype == torch.float64 and float(std) != 0.1  # adapted, and saved
+        split = load_checkpoint(tmp_path / "split" / "checkpoint")
+        assert "td3/param_noise_std" in split.tensors
 
 
 def test_worker_process_envs_train_exactly_like_in_process_envs() -> None:
@@ -150,6 +234,12 @@ def test_other_goal_tasks_train_and_evaluate(task: str) -> None:
         ({"max_episode_steps": 500}, "max_episode_steps"),
         ({"her_strategy": "final"}, "her_strategy"),
         ({"updates_per_env_step": float("nan")}, "updates_per_env_step"),
+        ({"exploration": "ou"}, "exploration"),
+        ({"exploration": "parameter"}, "her-td3"),
+        ({"algo": "her-td3", "param_noise_initial_std": 0.0}, "param_noise_initial_std"),
+        ({"param_noise_target_distance": -0.2}, "param_noise_target_distance"),
+        ({"param_noise_adapt_every_updates": 0}, "param_noise_adapt_every_updates"),
+        ({"param_noise_initial_std": float("inf")}, "param_noise_initial_std"),
     ],
 )
 def test_impossible_configs_are_refused_by_name(values: dict, match: str) -> None:

@@ -22,6 +22,7 @@ from sim.tasks import get_task_spec
 
 ALGOS = ("her-sac", "her-td3")  # her-td3: the measured alternative (policies.training.td3)
 HER_STRATEGIES = ("future",)
+EXPLORATIONS = ("action", "parameter")  # parameter: policies.training.param_noise (her-td3)
 # Options a resumed run may change: they do not affect what is learned.
 RESUMABLE = ("total_env_steps", "progress", "num_workers")
 
@@ -69,6 +70,20 @@ class HerSacConfig:
         "off the bounds, where tanh hides exploration noise",
     )
     td3_action_noise_std: float = _opt(0.2, "her-td3 only: exploration noise std (actions)")
+    exploration: str = _opt(
+        "action",
+        f"her-td3 only: exploration, one of: {', '.join(EXPLORATIONS)} (Gaussian action noise "
+        "of td3_action_noise_std, or adaptive parameter-space noise)",
+    )
+    param_noise_initial_std: float = _opt(
+        0.1, "exploration parameter: initial std of the actor-parameter noise"
+    )
+    param_noise_target_distance: float = _opt(
+        0.2, "exploration parameter: target RMS action distance of the perturbed actor"
+    )
+    param_noise_adapt_every_updates: int = _opt(
+        50, "exploration parameter: gradient updates between adaptations of the noise std"
+    )
     td3_target_noise_std: float = _opt(0.2, "her-td3 only: target policy smoothing noise std")
     td3_target_noise_clip: float = _opt(0.5, "her-td3 only: clip of the smoothing noise")
     td3_policy_delay: int = _opt(2, "her-td3 only: critic updates per actor/target update")
@@ -174,6 +189,15 @@ def _check_names(config: HerSacConfig) -> None:
         raise TrainingConfigError(f"option task: {e}") from e
     if config.algo not in ALGOS:
         raise TrainingConfigError(f"option algo {config.algo!r}; valid: {', '.join(ALGOS)}")
+    if config.exploration not in EXPLORATIONS:
+        raise TrainingConfigError(
+            f"option exploration {config.exploration!r}; valid: {', '.join(EXPLORATIONS)}"
+        )
+    if config.exploration == "parameter" and config.algo != "her-td3":
+        raise TrainingConfigError(
+            f"option exploration 'parameter' needs a deterministic actor: use --algo her-td3, "
+            f"not {config.algo!r} (SAC explores through its stochastic policy)"
+        )
     if config.her_strategy not in HER_STRATEGIES:
         raise TrainingConfigError(
             f"option her_strategy {config.her_strategy!r}; valid: {', '.join(HER_STRATEGIES)}"
@@ -183,7 +207,8 @@ def _check_names(config: HerSacConfig) -> None:
 _POSITIVE = (
     "total_env_steps", "num_envs", "buffer_size_transitions", "batch_size", "epoch_env_steps",
     "eval_episodes", "torch_threads", "obs_clip", "norm_clip", "norm_eps", "lr_actor",
-    "lr_critic", "lr_alpha", "init_alpha", "td3_policy_delay",
+    "lr_critic", "lr_alpha", "init_alpha", "td3_policy_delay", "param_noise_initial_std",
+    "param_noise_target_distance", "param_noise_adapt_every_updates",
 )  # fmt: skip
 _NON_NEGATIVE = ("num_workers", "max_episode_steps", "warmup_env_steps", "her_k",
                  "updates_per_env_step", "action_l2_penalty", "td3_action_noise_std",
@@ -207,7 +232,8 @@ def _check_ranges(config: HerSacConfig) -> None:
     batch = c.num_envs * c.episode_steps()
     size = c.buffer_size_transitions
     _require("buffer_size_transitions", size, size >= batch, f"must hold {batch} (one batch)")
-    for name in ("gamma", "tau", "init_alpha", "updates_per_env_step"):
+    for name in ("gamma", "tau", "init_alpha", "updates_per_env_step",
+                 "param_noise_initial_std", "param_noise_target_distance"):  # fmt: skip
         _require(name, getattr(c, name), math.isfinite(getattr(c, name)), "must be finite")
 
 

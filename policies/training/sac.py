@@ -65,6 +65,9 @@ class SacAgent:
         """Restore what `extra_state` saved."""
         self.log_alpha.copy_(tensors["log_alpha"])
 
+    def begin_episodes(self, count: int, generator: torch.Generator) -> None:
+        """Nothing to do: SAC's stochastic policy needs no per-episode exploration state."""
+
     def deterministic_actor(self) -> nn.Module:
         """tanh(mean): the action used for evaluation and export."""
         return DeterministicActor(self.actor)

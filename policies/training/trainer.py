@@ -86,6 +86,8 @@ class HerSacTrainer:
         seeds = self.rng.integers(0, 2**31 - 1, n).tolist()
         obs = self.envs.reset(seeds)
         random = self.counters["env_steps"] < self.config.warmup_env_steps
+        if not random:
+            self.agent.begin_episodes(n, self.generator)
         rows: dict[str, list[np.ndarray]] = {"obs": [], "achieved": [], "desired": [], "act": []}
         for _ in range(steps):
             action = self._explore(obs, random)
