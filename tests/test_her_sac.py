@@ -57,26 +57,24 @@ def train_steps(trainer: HerSacTrainer, env_steps: int) -> None:
 
 
 @pytest.mark.slow
-def test_fetch_reach_learns_within_a_fixed_env_step_budget() -> None:
-    trainer = HerSacTrainer(HerSacConfig(**FAST, seed=0))
+@pytest.mark.parametrize(
+    ("overrides", "budget_env_steps"),
+    [
+        ({}, LEARNING_BUDGET_ENV_STEPS),
+        ({"algo": "her-td3", "exploration": "parameter"}, PARAM_NOISE_BUDGET_ENV_STEPS),
+    ],
+    ids=["her-sac", "her-td3-parameter-noise"],
+)
+def test_fetch_reach_learns_within_a_fixed_env_step_budget(
+    overrides: dict, budget_env_steps: int
+) -> None:
+    trainer = HerSacTrainer(HerSacConfig(**FAST, seed=0, **overrides))
     try:
-        train_steps(trainer, LEARNING_BUDGET_ENV_STEPS)
+        train_steps(trainer, budget_env_steps)
         success, _ = trainer.evaluate(20)
     finally:
         trainer.close()
-    assert success >= 0.9, f"success {success} after {LEARNING_BUDGET_ENV_STEPS} env steps"
-
-
-@pytest.mark.slow
-def test_fetch_reach_learns_with_parameter_noise_within_a_fixed_budget() -> None:
-    config = HerSacConfig(**FAST, seed=0, algo="her-td3", exploration="parameter")
-    trainer = HerSacTrainer(config)
-    try:
-        train_steps(trainer, PARAM_NOISE_BUDGET_ENV_STEPS)
-        success, _ = trainer.evaluate(20)
-    finally:
-        trainer.close()
-    assert success >= 0.9, f"success {success} after {PARAM_NOISE_BUDGET_ENV_STEPS} env steps"
+    assert success >= 0.9, f"success {success} after {budget_env_steps} env steps"
 
 
 def tiny_policy(seed: int = 0) -> DeterministicActor:
