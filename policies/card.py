@@ -24,6 +24,7 @@ OBS_INPUT = "obs"  # the policy input: flatten_observation(obs), float32 [1, n]
 ACTION_OUTPUT = "action"  # the policy output, env action units, float32 [1, a]
 TASK_METADATA_KEY = "twinbridge.task"  # ONNX metadata_props entry naming the task
 DTYPES = ("float32",)  # the only tensor dtype a card may declare
+COMPUTE_DTYPES = ("float32", "float64")  # what the graph may compute in between them
 MAX_CARD_BYTES = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -121,6 +122,7 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     reproduce_command: str = ""
     created_utc: str = ""
+    compute_dtype: str = "float32"  # arithmetic inside the graph (I/O is float32 always)
     format_version: int = CARD_FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -137,6 +139,11 @@ class ModelCard:
             f"must be a bare *.onnx file name beside the card, got {self.onnx_file!r}",
         )
         _require(self.opset >= 1, "opset", f"must be >= 1, got {self.opset}")
+        _require(
+            self.compute_dtype in COMPUTE_DTYPES,
+            "compute_dtype",
+            f"must be one of {COMPUTE_DTYPES}, got {self.compute_dtype!r}",
+        )
         self._check_io()
 
     def _check_io(self) -> None:
@@ -232,8 +239,9 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "metrics": dict,
     "reproduce_command": str,
     "created_utc": str,
+    "compute_dtype": str,
 }
-_OPTIONAL = frozenset({"metrics", "reproduce_command", "created_utc"})
+_OPTIONAL = frozenset({"metrics", "reproduce_command", "created_utc", "compute_dtype"})
 _ITEM_TYPES: dict[str, type] = {
     "observation": FieldSpec,
     "action": ActionField,

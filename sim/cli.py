@@ -18,7 +18,10 @@ from sim.errors import TwinbridgeError
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "rollout": ("sim.rollout", "evaluate a policy (random, scripted or ONNX) on a task"),
     "tasks": ("sim.tasks_cli", "list the registered tasks and robots"),
-    "train": ("policies.training.cli", "train a policy (HER + SAC) with checkpoints and export"),
+    "train": (
+        "policies.training.cli",
+        "train a policy (HER + SAC/TD3, PPO-LSTM) with checkpoints and export",
+    ),
 }
 
 

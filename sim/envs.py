@@ -3,6 +3,12 @@
 Observations are dicts (`observation`, `achieved_goal`, `desired_goal`) with a sparse
 reward from the task's batch-capable `compute_reward`, as in Gymnasium-Robotics; the
 unwrapped env exposes `model`, `data` and `frame_skip` as Gymnasium's MujocoEnv does.
+
+With `privileged_state=True` the dict also carries `privileged_state`
+(`Task.privileged_state`: simulator state the robot cannot measure), for asymmetric critics.
+It rides in the observation dict, not in `info`, so vector envs move it through shared
+memory and its size is known from the observation space before any reset. Policies never
+see it: `policies.observation.flatten_observation` reads `observation` and `desired_goal`.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         width: int = 480,
         height: int = 480,
         camera: str | int = -1,
+        privileged_state: bool = False,
     ):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(
@@ -51,11 +58,16 @@ class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.goal = np.zeros(task.goal_dim)
         obs_dim = len(task.observation(self.twin))
         bounded = spaces.Box(-np.inf, np.inf, (task.goal_dim,), np.float64)
-        self.observation_space = spaces.Dict(  # type: ignore[assignment]
-            observation=spaces.Box(-np.inf, np.inf, (obs_dim,), np.float64),
-            achieved_goal=bounded,
-            desired_goal=bounded,
-        )
+        keys: dict[str, spaces.Space] = {
+            "observation": spaces.Box(-np.inf, np.inf, (obs_dim,), np.float64),
+            "achieved_goal": bounded,
+            "desired_goal": bounded,
+        }
+        self._privileged = privileged_state
+        if privileged_state:
+            size = len(task.privileged_state(self.twin))
+            keys["privileged_state"] = spaces.Box(-np.inf, np.inf, (size,), np.float64)
+        self.observation_space = spaces.Dict(keys)  # type: ignore[assignment]
         self._low, self._high = self.action_space.low, self.action_space.high
         # A symmetric box [-b, b]^n allows the fast in-range test of `_checked_action`.
         symmetric = np.all(self._low == -self._high) and np.all(self._high == self._high.flat[0])
@@ -148,8 +160,11 @@ class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.twin.close()
 
     def _observe(self) -> dict[str, np.ndarray]:
-        return {
+        obs = {
             "observation": self.task.observation(self.twin),
             "achieved_goal": self.task.achieved_goal(self.twin),
             "desired_goal": self.goal.copy(),
         }
+        if self._privileged:
+            obs["privileged_state"] = self.task.privileged_state(self.twin)
+        return obs

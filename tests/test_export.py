@@ -103,7 +103,9 @@ def test_card_describes_the_task_and_pins_the_file(mlp_export) -> None:
     assert [a.name for a in card.action] == ["dx", "dy", "dz", "gripper"]
     assert card.inputs[0].shape == (1, OBS) and card.outputs[0].shape == (1, ACT)
     assert card.recurrent == () and card.opset == 17 and card.seed == 7
-    assert card.training_config["algo"] == "her-sac" and card.metrics == {"success_rate": 0.9}
+    assert card.training_config["algo"] == "her-sac" and card.metrics["success_rate"] == 0.9
+    assert card.compute_dtype == "float32"  # well-conditioned: the fast path holds parity
+    assert 0 <= card.metrics["parity_max_abs_diff"] <= 1e-5
     assert card.reproduce_command.startswith("twinbridge train") and card.created_utc
 
 
@@ -132,7 +134,7 @@ def test_update_card_metrics_merges_and_keeps_the_model_loadable(tmp_path: Path)
     path = tmp_path / "p.onnx"
     export_policy(_mlp(), TASK, path, training_config={}, seed=0, metrics={"a": 1})
     card = update_card_metrics(path.with_suffix(".json"), {"success_rate": 0.5})
-    assert card.metrics == {"a": 1, "success_rate": 0.5}
+    assert card.metrics["a"] == 1 and card.metrics["success_rate"] == 0.5
     PolicyRunner.load(path, expected_task=TASK)
 
 
@@ -207,6 +209,46 @@ def test_parity_failure_raises_and_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(ExportParityError, match="parity: onnxruntime and torch differ"):
         export_policy(graph, TASK, tmp_path / "p.onnx", training_config={}, seed=0, config=config)
     assert list(tmp_path.iterdir()) == []
+
+
+def _ill_conditioned_mlp(scale: float = 32.0) -> MlpPolicyGraph:
+    """Large weights, pre-tanh values spread over +-hundreds: like an unregularized trained
+    actor, float32 summation order alone moves some outputs by more than 1e-5."""
+    torch.manual_seed(0)
+    actor = nn.Sequential(
+        nn.Linear(OBS, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, ACT),
+        nn.Tanh(),
+    )  # fmt: skip
+    with torch.no_grad():
+        actor[0].weight.mul_(scale)
+        actor[2].weight.mul_(scale)
+    return MlpPolicyGraph(torch.zeros(OBS), torch.ones(OBS), 5.0, actor, -torch.ones(ACT),
+                          torch.ones(ACT))  # fmt: skip
+
+
+def test_ill_conditioned_policy_is_exported_computing_in_float64(tmp_path: Path) -> None:
+    graph = _ill_conditioned_mlp()
+    with pytest.raises(ExportParityError, match="computing in float32"):
+        export_policy(graph, TASK, tmp_path / "f32.onnx", training_config={}, seed=0,
+                      config=ExportConfig(compute_dtype="float32"))  # fmt: skip
+    card = export_policy(graph, TASK, tmp_path / "p.onnx", training_config={}, seed=0)
+    assert card.compute_dtype == "float64" and card.metrics["parity_max_abs_diff"] <= 1e-5
+    runner = PolicyRunner.load(tmp_path / "p.onnx", expected_task=TASK)
+    obs = torch.randn(300, OBS, generator=torch.Generator().manual_seed(3)) * 3
+    with torch.no_grad():
+        exact = graph.double()(obs.double()).numpy()
+    got = np.stack([runner.act(row) for row in obs.numpy()])
+    assert np.max(np.abs(got - exact)) <= 1e-6
+
+
+def test_card_refuses_an_unknown_compute_dtype(mlp_export, tmp_path: Path) -> None:
+    _, path, _ = mlp_export
+    data = json.loads(path.with_suffix(".json").read_text())
+    data["compute_dtype"] = "float16"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(Exception, match="compute_dtype"):
+        ModelCard.load(bad)
 
 
 @pytest.mark.parametrize("task", list(TASKS))

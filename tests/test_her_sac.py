@@ -26,6 +26,7 @@ from policies.training.errors import (
     CheckpointMissingError,
     TrainingConfigError,
 )
+from policies.training.export import policy_graph
 from policies.training.networks import DeterministicActor, SquashedGaussianActor
 from policies.training.param_noise import (
     AdaptiveParamNoise,
@@ -188,6 +189,8 @@ def test_checkpoint_resume_is_bit_identical(tmp_path: Path, algo: str) -> None:
     for key in ("env_steps", "updates", "episodes", "replay_size", "update_credit"):
         assert a.counters[key] == b.counters[key]
     assert a.counters["updates"] > 0 and "optim/actor/0/exp_avg" in a.tensors
+    assert "best/obs_mean" in a.tensors and a.counters["best_env_steps"] > 0
+    assert a.counters["best_success"] == b.counters["best_success"]
     if algo == "her-td3-param":
         std = a.tensors["td3/param_noise_std"]
         assert std.dtype == torch.float64 and float(std) != 0.1  # adapted, and saved
@@ -266,6 +269,12 @@ def test_train_command_runs_exports_and_resumes(tmp_path: Path, capsys) -> None:
     card = json.loads(onnx.with_suffix(".json").read_text())
     assert card["metrics"]["train_env_steps"] == 200 and card["metrics"]["eval_episodes"] == 2
     assert card["reproduce_command"].startswith("twinbridge train --task fetch-reach")
+    assert card["metrics"]["exported_policy"] == "final"
+    assert main([*resume, "--export", str(onnx), "--export-eval-episodes", "2",
+                 "--export-from", "best"]) == 0  # fmt: skip
+    card = json.loads(onnx.with_suffix(".json").read_text())
+    assert card["metrics"]["exported_policy"] == "best"
+    assert card["reproduce_command"].endswith("--export-from best")
     rows = (out / "progress.csv").read_text().splitlines()
     assert len(rows) == 3 and (out / "learning_curve.png").stat().st_size > 0
     capsys.readouterr()
@@ -275,6 +284,30 @@ def test_train_command_runs_exports_and_resumes(tmp_path: Path, capsys) -> None:
     assert code == 2 and "--gamma 0.9 differs" in capsys.readouterr().err
     code = main(["train", *common, "--total-env-steps", "100", "--out", str(out)])
     assert code == 2 and "already holds a run" in capsys.readouterr().err
+
+
+def test_best_policy_snapshot_is_kept_until_beaten_or_tied() -> None:
+    trainer = HerSacTrainer(tiny_config(400))
+    try:
+        with pytest.raises(TrainingConfigError, match="no best-policy snapshot"):
+            policy_graph(trainer, "best")
+        for _ in range(2):
+            trainer.iterate()
+        x = torch.randn(16, trainer.dims["obs"] + trainer.dims["goal"],
+                        generator=torch.Generator().manual_seed(0))  # fmt: skip
+        assert trainer.note_evaluation(0.5)
+        with torch.no_grad():
+            at_best = policy_graph(trainer, "final")(x)
+        trainer.iterate()  # more updates move the actor and the normalizer
+        assert not trainer.note_evaluation(0.4)
+        with torch.no_grad():
+            assert torch.equal(policy_graph(trainer, "best")(x), at_best)
+            assert not torch.equal(policy_graph(trainer, "final")(x), at_best)
+        assert trainer.note_evaluation(0.5)  # a tie goes to the later policy
+        with torch.no_grad():
+            assert torch.equal(policy_graph(trainer, "best")(x), policy_graph(trainer)(x))
+    finally:
+        trainer.close()
 
 
 @pytest.fixture

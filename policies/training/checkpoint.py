@@ -127,6 +127,29 @@ def _read_state(path: Path, sha256: str) -> dict[str, torch.Tensor]:
         raise CheckpointCorruptError(f"{path} is not a valid safetensors file: {e}", path) from e
 
 
+def optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Adam's per-parameter state as named tensors (hyperparameters come from the config)."""
+    out: dict[str, torch.Tensor] = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            out[f"{prefix}{index}/{key}"] = torch.as_tensor(value).clone()
+    return out
+
+
+def load_optimizer_tensors(
+    prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
+) -> None:
+    """Restore what `optimizer_tensors` saved under `prefix`."""
+    state_dict = optimizer.state_dict()
+    per_param: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix):
+            index, key = name[len(prefix) :].split("/")
+            per_param.setdefault(int(index), {})[key] = value.clone()
+    state_dict["state"] = per_param
+    optimizer.load_state_dict(state_dict)
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write to a temporary sibling, then rename: readers never see half a file."""
     tmp = path.with_name(path.name + ".tmp")

@@ -1,15 +1,20 @@
-"""`twinbridge train`: HER + SAC on a goal-conditioned task, with checkpoints and ONNX export.
+"""`twinbridge train`: HER + SAC/TD3 or PPO-LSTM on a task, with checkpoints and ONNX export.
 
 Run: `twinbridge train --task fetch-reach --algo her-sac --total-env-steps 6000 --seed 0
---out runs/fetch-reach --export policies/zoo/fetch-reach.onnx`
+--out runs/fetch-reach --export policies/zoo/fetch-reach.onnx`, or
+`twinbridge train --algo ppo-lstm --task hand-block-rotate-z --out runs/block-z`
 
-Every `HerSacConfig` field is a flag (see --help); `--config FILE` (JSON, or YAML with
-PyYAML) sets fields too, and explicit flags win over it. Everything is validated before any
-env or network is built. `--resume DIR` continues the checkpoint in DIR (a run directory or
-its `checkpoint/`) up to the new `--total-env-steps`, bit-identically to an uninterrupted run.
-With `--export`, the final deterministic policy is written as ONNX + model card, evaluated
-on `--export-eval-episodes` seeded episodes through the ONNX runtime (exactly what
-`twinbridge rollout --policy FILE --episodes N --json` does), and the card gets the result.
+`--algo` picks the options dataclass (`policies.training.algorithms`: `HerSacConfig` for
+her-sac and her-td3, `PpoLstmConfig` for ppo-lstm); every field of each is a flag (see
+--help, grouped by algorithm), and a flag of another algorithm is refused by name.
+`--config FILE` (JSON, or YAML with PyYAML) sets fields too, its `algo` included, and
+explicit flags win over it. Everything is validated before any env or network is built.
+`--resume DIR` continues the checkpoint in DIR (a run directory or its `checkpoint/`; the
+algorithm is the checkpoint's) up to the new `--total-env-steps`, bit-identically to an
+uninterrupted run. With `--export`, the deterministic policy is written as ONNX + model
+card, evaluated on `--export-eval-episodes` seeded episodes through the ONNX runtime
+(exactly what `twinbridge rollout --policy FILE --episodes N --json` does), and the card
+gets the result.
 """
 
 from __future__ import annotations
@@ -21,30 +26,76 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from policies.training.config import RESUMABLE, HerSacConfig, load_config_file
+from policies.training.algorithms import (
+    ALGORITHMS,
+    DEFAULT_ALGO,
+    Algorithm,
+    algorithms_using,
+    config_classes,
+    get_algorithm,
+    load,
+)
+from policies.training.config import EXPORT_FROM, load_config_file
 from policies.training.errors import TrainingConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per `HerSacConfig` field (default from the dataclass), plus run options."""
-    defaults = HerSacConfig()
-    for f in dataclasses.fields(HerSacConfig):
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata['help']} (default: {getattr(defaults, f.name)})"
-        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text}
-        if isinstance(f.default, bool):
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif isinstance(f.default, tuple):
-            kwargs.update(type=int, nargs="+", metavar="N")
-        else:
-            kwargs["type"] = type(f.default)
-        parser.add_argument(flag, **kwargs)
+    """One flag per field of every algorithm's options dataclass, plus run options."""
+    classes = config_classes()
+    shared = set.intersection(*({f.name for f in dataclasses.fields(c)} for c in classes))
+    common = parser.add_argument_group("options of every algorithm")
+    seen: set[str] = set()
+    for cls in classes:
+        names = ", ".join(algorithms_using(cls))
+        group = parser.add_argument_group(f"{names} options")
+        for f in dataclasses.fields(cls):
+            if f.name not in seen:
+                seen.add(f.name)
+                _add_flag(common if f.name in shared else group, f, classes)
+    _add_run_options(parser)
+
+
+def _add_flag(group: Any, f: dataclasses.Field, classes: list[type]) -> None:
+    """The flag of field `f`; its help names each algorithm's default where they differ."""
+    defaults = {c: getattr(c(), f.name) for c in classes if f.name in _names(c)}
+    shown = {_shown(v) for v in defaults.values()}
+    if len(shown) == 1:
+        default = shown.pop()
+    else:
+        default = "; ".join(f"{_shown(v)} for {', '.join(algorithms_using(c))}"
+                            for c, v in defaults.items())  # fmt: skip
+    text = f.metadata["help"]
+    if f.name == "algo":  # it picks the option set, so its default is the CLI's own
+        text, default = f"algorithm, one of: {', '.join(ALGORITHMS)}", DEFAULT_ALGO
+    kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": f"{text} (default: {default})"}
+    if isinstance(f.default, bool):
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif isinstance(f.default, tuple):
+        kwargs.update(type=int, nargs="+", metavar="N")
+    else:
+        kwargs["type"] = type(f.default)
+    group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+
+
+def _shown(value: Any) -> str:
+    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="JSON/YAML file of option: value")
     parser.add_argument(
         "--out", type=Path, required=True, help="run directory (CSV, PNG, checkpoint/)"
     )
     parser.add_argument("--resume", type=Path, help="continue from this run or checkpoint dir")
     parser.add_argument("--export", type=Path, help="write the final policy here (.onnx + card)")
+    parser.add_argument(
+        "--export-from",
+        choices=EXPORT_FROM,
+        default="final",
+        help="export the policy after the last step (final) or the one whose epoch "
+        "evaluation was best, ties to the later (best; chosen on eval_seed episodes, not on "
+        "the export's test episodes) (default final)",
+    )
     parser.add_argument(
         "--export-eval-episodes",
         type=int,
@@ -55,34 +106,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate everything, train, optionally export; prints the last log row as JSON."""
-    from policies.training.trainer import HerSacTrainer, run_training
+    from policies.training.trainer import run_training
 
     _check_run_options(args)
-    overrides = {k: v for k, v in vars(args).items() if k in _field_names()}
+    given = {k: v for k, v in vars(args).items() if k in _all_field_names()}
     if args.resume is not None:
-        trainer = HerSacTrainer.resume(_checkpoint_dir(args.resume), **_resume_overrides(
-            args.resume, overrides))  # fmt: skip
+        algorithm, trainer = _resumed(args.resume, given)
     else:
-        trainer = HerSacTrainer(_config(args.config, overrides))
+        config = _config(args.config, given)
+        algorithm = get_algorithm(config.algo)
+        trainer = load(algorithm.trainer)(config)
     try:
         row = run_training(trainer, args.out)
         if args.export is not None:
-            row["export"] = _export(trainer, args)
+            row["export"] = _export(trainer, algorithm, args)
     finally:
         trainer.close()
     print(json.dumps(row))
     return 0
 
 
-def _field_names() -> set[str]:
-    return {f.name for f in dataclasses.fields(HerSacConfig)}
+def _names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
 
 
-def _config(path: Path | None, overrides: dict[str, Any]) -> HerSacConfig:
+def _all_field_names() -> set[str]:
+    return set().union(*(_names(c) for c in config_classes()))
+
+
+def _config(path: Path | None, overrides: dict[str, Any]) -> Any:
+    """The options dataclass of the chosen algorithm, from the file and the flags."""
     values = load_config_file(path) if path is not None else {}
-    if "hidden_sizes" in overrides:
-        overrides["hidden_sizes"] = tuple(overrides["hidden_sizes"])
-    return HerSacConfig.from_dict({**values, **overrides}, str(path or "command line"))
+    algo = overrides.get("algo", values.get("algo", DEFAULT_ALGO))
+    cls: Any = get_algorithm(algo).config_class
+    _refuse_foreign_flags(cls, algo, overrides)
+    for f in dataclasses.fields(cls):
+        if f.name in overrides and isinstance(f.default, tuple):
+            overrides[f.name] = tuple(overrides[f.name])
+    return cls.from_dict({**values, **overrides}, str(path or "command line"))
+
+
+def _refuse_foreign_flags(cls: type, algo: str, flags: dict[str, Any]) -> None:
+    """A flag of another algorithm is a mistake worth naming, not something to ignore."""
+    foreign = sorted(set(flags) - _names(cls))
+    if foreign:
+        listed = ", ".join("--" + name.replace("_", "-") for name in foreign)
+        raise TrainingConfigError(f"{listed}: not option(s) of --algo {algo}")
 
 
 def _check_run_options(args: argparse.Namespace) -> None:
@@ -106,25 +175,30 @@ def _checkpoint_dir(path: Path) -> Path:
     return path / "checkpoint" if (path / "checkpoint").is_dir() else path
 
 
-def _resume_overrides(path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Only options that do not change learning; a different task is a checkpoint mismatch."""
+def _resumed(path: Path, flags: dict[str, Any]) -> tuple[Algorithm, Any]:
+    """The checkpoint's algorithm and a trainer continuing it; flags may change only what
+    does not affect learning, and a different task is a checkpoint mismatch."""
     from policies.training.checkpoint import load_checkpoint
 
-    saved = load_checkpoint(_checkpoint_dir(path), task=overrides.get("task"))
-    for key, value in overrides.items():
+    directory = _checkpoint_dir(path)
+    saved = load_checkpoint(directory, task=flags.get("task"))
+    algorithm = get_algorithm(saved.algo)
+    _refuse_foreign_flags(algorithm.config_class, saved.algo, flags)
+    for key, value in flags.items():
         old = saved.config.get(key)
-        if key not in RESUMABLE and value != old and not (key == "hidden_sizes" and list(value)
-                                                          == old):  # fmt: skip
+        same = value == old or (isinstance(value, list | tuple) and list(value) == old)
+        if key not in algorithm.resumable and not same:
             raise TrainingConfigError(
                 f"--{key.replace('_', '-')} {value!r} differs from the checkpoint's {old!r}; a "
-                f"resumed run may change only {', '.join(RESUMABLE)}"
+                f"resumed run may change only {', '.join(algorithm.resumable)}"
             )
-    return {k: v for k, v in overrides.items() if k in RESUMABLE}
+    overrides = {k: v for k, v in flags.items() if k in algorithm.resumable}
+    return algorithm, load(algorithm.trainer).resume(directory, **overrides)
 
 
-def reproduce_command(config: HerSacConfig, out: Path, export: Path) -> str:
+def reproduce_command(config: Any, out: Path, export: Path, export_from: str = "final") -> str:
     """The `twinbridge train` command that recreates this policy from scratch."""
-    defaults = HerSacConfig()
+    defaults = type(config)()
     words = ["twinbridge", "train"]
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
@@ -134,10 +208,12 @@ def reproduce_command(config: HerSacConfig, out: Path, export: Path) -> str:
         values = [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
         words += ["--" + f.name.replace("_", "-"), *values]
     words += ["--out", str(out), "--export", str(export)]
+    if export_from != "final":
+        words += ["--export-from", export_from]
     return shlex.join(words)
 
 
-def _export(trainer: Any, args: argparse.Namespace) -> dict[str, Any]:
+def _export(trainer: Any, algorithm: Algorithm, args: argparse.Namespace) -> dict[str, Any]:
     """Export ONNX + card, evaluate the ONNX file like `twinbridge rollout`, record it."""
     from policies.training.export import export_trained_policy
 
@@ -145,6 +221,8 @@ def _export(trainer: Any, args: argparse.Namespace) -> dict[str, Any]:
     return export_trained_policy(
         trainer,
         args.export,
+        graph=load(algorithm.policy_graph)(trainer, args.export_from),
         episodes=args.export_eval_episodes,
-        reproduce=reproduce_command(config, args.out, args.export),
+        reproduce=reproduce_command(config, args.out, args.export, args.export_from),
+        which=args.export_from,
     )

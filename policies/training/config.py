@@ -23,6 +23,7 @@ from sim.tasks import get_task_spec
 ALGOS = ("her-sac", "her-td3")  # her-td3: the measured alternative (policies.training.td3)
 HER_STRATEGIES = ("future",)
 EXPLORATIONS = ("action", "parameter")  # parameter: policies.training.param_noise (her-td3)
+EXPORT_FROM = ("final", "best")  # export the last policy, or the best-evaluating snapshot
 # Options a resumed run may change: they do not affect what is learned.
 RESUMABLE = ("total_env_steps", "progress", "num_workers")
 

@@ -2,7 +2,9 @@
 
 Training and evaluation both reset every env with explicit seeds, then step exactly T times;
 no autoreset is involved, so the step-T observation (the final one HER needs) is simply the
-last one returned, and a run is a deterministic function of the seeds.
+last one returned, and a run is a deterministic function of the seeds. With
+`privileged=True` the batched observations also carry `privileged_state` (see `sim.envs`),
+for asymmetric critics.
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ class LockstepEnvs(Protocol):
 class LocalEnvs:
     """`num_envs` envs stepped one after another in this process (tests, tiny runs)."""
 
-    def __init__(self, task: str, num_envs: int):
-        self.envs = [make_task_env(task, disable_env_checker=True) for _ in range(num_envs)]
+    def __init__(self, task: str, num_envs: int, privileged: bool = False):
+        self.envs = [
+            make_task_env(task, disable_env_checker=True, privileged_state=privileged)
+            for _ in range(num_envs)
+        ]
         self.num_envs = num_envs
         self.single_observation_space = cast(gym.spaces.Dict, self.envs[0].observation_space)
         self.single_action_space = cast(gym.spaces.Box, self.envs[0].action_space)
@@ -62,14 +67,15 @@ class LocalEnvs:
 class WorkerEnvs:
     """The same lockstep interface over `sim.vector.SubprocVectorEnv` (autoreset disabled)."""
 
-    def __init__(self, task: str, num_envs: int, num_workers: int):
+    def __init__(self, task: str, num_envs: int, num_workers: int, privileged: bool = False):
         from gymnasium.vector import AutoresetMode
 
         from sim.vector import SubprocVectorEnv
 
         self.vector = SubprocVectorEnv(
-            task, num_envs, num_workers, autoreset_mode=AutoresetMode.DISABLED
-        )
+            task, num_envs, num_workers, autoreset_mode=AutoresetMode.DISABLED,
+            env_kwargs={"privileged_state": privileged},
+        )  # fmt: skip
         self.num_envs = num_envs
         self.single_observation_space = cast(gym.spaces.Dict, self.vector.single_observation_space)
         self.single_action_space = cast(gym.spaces.Box, self.vector.single_action_space)
@@ -91,11 +97,13 @@ class WorkerEnvs:
         self.vector.close()
 
 
-def make_lockstep_envs(task: str, num_envs: int, num_workers: int) -> LockstepEnvs:
+def make_lockstep_envs(
+    task: str, num_envs: int, num_workers: int, privileged: bool = False
+) -> LockstepEnvs:
     """Worker processes when `num_workers` > 0, else envs in this process."""
     if num_workers > 0:
-        return WorkerEnvs(task, num_envs, num_workers)
-    return LocalEnvs(task, num_envs)
+        return WorkerEnvs(task, num_envs, num_workers, privileged)
+    return LocalEnvs(task, num_envs, privileged)
 
 
 def _stack(observations: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

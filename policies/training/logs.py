@@ -19,19 +19,20 @@ COLUMNS = (
 class EpochLog:
     """Appends rows to `progress.csv` and redraws `learning_curve.png` beside it."""
 
-    def __init__(self, directory: Path, title: str):
+    def __init__(self, directory: Path, title: str, columns: tuple[str, ...] = COLUMNS):
         self.csv_path = Path(directory) / "progress.csv"
         self.png_path = Path(directory) / "learning_curve.png"
         self.title = title
+        self.columns = columns  # each trainer's own (`log_columns`); COLUMNS are HER's
 
     def write(self, row: dict[str, Any]) -> None:
         """Append one row (missing columns stay empty) and redraw the curve."""
         new = not self.csv_path.exists()
         with open(self.csv_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+            writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
             if new:
                 writer.writeheader()
-            writer.writerow({k: _fmt(row.get(k, "")) for k in COLUMNS})
+            writer.writerow({k: _fmt(row.get(k, "")) for k in self.columns})
         self.plot()
 
     def rows(self) -> list[dict[str, str]]:

@@ -24,10 +24,14 @@ import torch
 
 from policies.observation import flatten_observation
 from policies.training.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
+from policies.training.checkpoint import load_optimizer_tensors as _load_optimizer
+from policies.training.checkpoint import optimizer_tensors as _optimizer_tensors
 from policies.training.config import RESUMABLE, HerSacConfig
 from policies.training.envs import LockstepEnvs, make_lockstep_envs
 from policies.training.errors import CheckpointCorruptError, TrainingConfigError
+from policies.training.logs import COLUMNS
 from policies.training.normalizer import RunningNormalizer
+from policies.training.protocols import EpochTrainer
 from policies.training.replay import EpisodeBatch, EpisodeReplay, Transitions
 from policies.training.rng import numpy_state_from_tensor, numpy_state_to_tensor
 from policies.training.sac import Batch
@@ -38,6 +42,8 @@ _COUNTERS = ("env_steps", "updates", "episodes", "epoch")
 
 class HerSacTrainer:
     """Owns the envs, replay, normalizer, agent and RNGs of one run."""
+
+    log_columns = COLUMNS
 
     def __init__(self, config: HerSacConfig, envs: LockstepEnvs | None = None):
         torch.set_num_threads(config.torch_threads)
@@ -62,6 +68,8 @@ class HerSacTrainer:
         self.replay = EpisodeReplay(capacity, self.steps, self.dims)
         self.counters: dict[str, Any] = dict.fromkeys(_COUNTERS, 0)
         self.counters.update(update_credit=0.0, wall_time_s=0.0, collect_s=0.0, update_s=0.0)
+        self.counters.update(best_success=-1.0, best_env_steps=0)
+        self.best_policy: dict[str, torch.Tensor] = {}  # see `note_evaluation`
 
     # -- one iteration ----------------------------------------------------------------------
     def iterate(self) -> dict[str, float]:
@@ -173,6 +181,25 @@ class HerSacTrainer:
             ret += success.astype(float) - 1.0  # sparse reward: 0 on success, else -1
         return success, ret
 
+    def note_evaluation(self, success: float) -> bool:
+        """Snapshot the deterministic policy when an epoch evaluation ties or beats the best.
+
+        Success rates of one run swing by 10-20 points between epochs, so `--export-from
+        best` exports this snapshot instead of whatever the last epoch left. It is chosen on
+        the epoch evaluation's episodes (seeds from `eval_seed`), never on the zoo's test
+        episodes (seeds 0..N-1), so the card's number is not selected on its own test set.
+        Ties go to the later policy (more data behind it). Returns whether it snapshotted.
+        """
+        if success < self.counters["best_success"]:
+            return False
+        actor = self.agent.deterministic_actor().state_dict()
+        self.best_policy = {f"best/actor/{k}": v.detach().clone() for k, v in actor.items()}
+        self.best_policy["best/obs_mean"] = self.normalizer.mean.clone()
+        self.best_policy["best/obs_std"] = self.normalizer.std.clone()
+        self.counters["best_success"] = float(success)
+        self.counters["best_env_steps"] = int(self.counters["env_steps"])
+        return True
+
     # -- checkpoints ------------------------------------------------------------------------
     def state(self) -> CheckpointState:
         """Everything needed to continue this run bit-identically."""
@@ -183,6 +210,7 @@ class HerSacTrainer:
         for name, optimizer in self.agent.optimizers.items():
             tensors.update(_optimizer_tensors(f"optim/{name}/", optimizer))
         tensors.update(self.normalizer.state_tensors("normalizer/"))
+        tensors.update(self.best_policy)
         tensors.update(self.replay.state_tensors("replay/"))
         tensors["rng/numpy"] = numpy_state_to_tensor(self.rng)
         tensors["rng/torch"] = self.generator.get_state()
@@ -212,6 +240,7 @@ class HerSacTrainer:
         for name, optimizer in self.agent.optimizers.items():
             _load_optimizer(f"optim/{name}/", optimizer, t)
         self.normalizer.load_state_tensors(t, "normalizer/")
+        self.best_policy = {k: v.clone() for k, v in t.items() if k.startswith("best/")}
         counters = dict(state.counters)
         self.replay.load_state_tensors(
             t, "replay/", counters.pop("replay_size"), counters.pop("replay_next")
@@ -243,27 +272,7 @@ class HerSacTrainer:
         self.envs.close()
 
 
-def _optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    """Adam's per-parameter state as named tensors (hyperparameters come from the config)."""
-    out: dict[str, torch.Tensor] = {}
-    for index, state in optimizer.state_dict()["state"].items():
-        for key, value in state.items():
-            out[f"{prefix}{index}/{key}"] = torch.as_tensor(value).clone()
-    return out
-
-
-def _load_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict) -> None:
-    state_dict = optimizer.state_dict()
-    per_param: dict[int, dict[str, torch.Tensor]] = {}
-    for name, value in tensors.items():
-        if name.startswith(prefix):
-            index, key = name[len(prefix) :].split("/")
-            per_param.setdefault(int(index), {})[key] = value.clone()
-    state_dict["state"] = per_param
-    optimizer.load_state_dict(state_dict)
-
-
-def run_training(trainer: HerSacTrainer, out_dir: Path) -> dict[str, Any]:
+def run_training(trainer: EpochTrainer, out_dir: Path) -> dict[str, Any]:
     """Train until `total_env_steps`, logging, evaluating and checkpointing every epoch.
 
     Writes `out_dir/config.json`, `progress.csv`, `learning_curve.png` and
@@ -276,7 +285,8 @@ def run_training(trainer: HerSacTrainer, out_dir: Path) -> dict[str, Any]:
     config, counters = trainer.config, trainer.counters
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    log = EpochLog(out_dir, f"{config.algo} {config.task} seed {config.seed}")
+    title = f"{config.algo} {config.task} seed {config.seed}"
+    log = EpochLog(out_dir, title, trainer.log_columns)
     bar = tqdm(total=config.total_env_steps, initial=min(counters["env_steps"],
                config.total_env_steps), disable=not config.progress, unit="step",
                desc=config.task)  # fmt: skip
@@ -299,13 +309,14 @@ def run_training(trainer: HerSacTrainer, out_dir: Path) -> dict[str, Any]:
 
 
 def _end_epoch(
-    trainer: HerSacTrainer, losses: list[dict[str, float]], log: Any, out_dir: Path
+    trainer: EpochTrainer, losses: list[dict[str, float]], log: Any, out_dir: Path
 ) -> dict[str, Any]:
     """Evaluate, append the CSV row and redraw the curve, then checkpoint."""
     counters = trainer.counters
     start = time.perf_counter()
     success, ret = trainer.evaluate()
     counters["wall_time_s"] += time.perf_counter() - start
+    trainer.note_evaluation(success)
     counters["epoch"] += 1
     row: dict[str, Any] = {k: counters[k] for k in (*_COUNTERS, "wall_time_s")}
     row.update(success_rate=success, eval_return=ret, **_mean_losses(losses))

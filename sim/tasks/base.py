@@ -96,3 +96,24 @@ class Task(ABC):
     def extra_info(self, twin: Twin) -> dict[str, Any]:
         """Per-step diagnostic additions to `info` (cheap; called every step)."""
         return {}
+
+    # -- for training only: never part of what a deployed policy observes --------------------
+    def privileged_state(self, twin: Twin) -> np.ndarray:
+        """Simulator state a real robot cannot measure, for asymmetric critics (float64).
+
+        Default: every joint's position and velocity, the actuator forces and the joint-space
+        constraint (contact and limit) forces. Forces are those of the last physics step.
+        """
+        data = twin.data
+        return np.concatenate((data.qpos, data.qvel, data.actuator_force, data.qfrc_constraint))
+
+    def goal_distances(self, achieved: np.ndarray, desired: np.ndarray) -> dict[str, Any]:
+        """Named distances to the goal (batch-capable; the unit ends each name), the progress
+        measure of shaped training rewards. Default: the Euclidean norm, as `position_m`
+        (every positional goal here is in metres); tasks with other goals override it."""
+        achieved, desired = np.asarray(achieved), np.asarray(desired)
+        return {"position_m": np.linalg.norm(achieved - desired, axis=-1)}
+
+    def is_dropped(self, achieved: np.ndarray) -> np.ndarray:
+        """Whether the manipulated object fell out of reach (batch): never, by default."""
+        return np.zeros(np.shape(achieved)[:-1], dtype=bool)

@@ -272,6 +272,9 @@ class ManipulateConfig:
     settle_substeps: int = 0
     bind_settle_substeps: int = 500  # once per env: hand to its centre pose, object at rest
     min_object_height_m: float = 0.04  # object centre below this after settling: retry
+    # Training only (`is_dropped`): the object rests ~0.16 m up on the hand and ~0.03 m on
+    # the floor; below this it has left the hand (Dactyl ends its episodes there).
+    drop_height_m: float = 0.1
     placement_tolerance_m: float = 5e-4  # contact depth accepted when placing (resting ~0.3 mm)
     max_reset_attempts: int = 10
     marker_offset_when_position_ignored_m: float = 0.15  # along x, to not hide the object
@@ -483,6 +486,22 @@ class _HandManipulate(_HandTask):
         if np.ndim(success) == 0:
             return 0.0 if success else -1.0
         return success.astype(np.float64) - 1.0
+
+    def goal_distances(self, achieved: np.ndarray, desired: np.ndarray) -> dict[str, Any]:
+        """The success test's own distances (batch): `position_m` unless the position is
+        ignored, `rotation_rad` unless the rotation is (same angle convention as success)."""
+        a, b = _batch_goals(achieved, desired, 7)
+        d_pos, d_rot = self._distances(np.moveaxis(a, -1, 0), np.moveaxis(b, -1, 0), _BATCH)
+        out: dict[str, Any] = {}
+        if self.config.target_position != "ignore":
+            out["position_m"] = d_pos
+        if self.config.target_rotation != "ignore":
+            out["rotation_rad"] = d_rot
+        return out
+
+    def is_dropped(self, achieved: np.ndarray) -> np.ndarray:
+        """The object's centre is below `drop_height_m` (it has left the hand)."""
+        return np.asarray(achieved)[..., 2] < self.config.drop_height_m
 
     def _distances(self, a: Any, b: Any, ops: Any) -> tuple[Any, Any]:
         """Position distance and rotation angle between goals given as 7 components each."""

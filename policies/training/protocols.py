@@ -1,0 +1,30 @@
+"""What the shared training loop, checkpointing and export need of a trainer.
+
+`run_training` (policies.training.trainer) and `export_trained_policy`
+(policies.training.export) drive any trainer of this shape: `HerSacTrainer` and
+`PpoLstmTrainer` both are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class EpochTrainer(Protocol):
+    """A trainer whose iterations collect `config.num_envs * steps` env steps each."""
+
+    config: Any  # a config dataclass: task, algo, seed, total_env_steps, epoch_env_steps, ...
+    counters: dict[str, Any]  # env_steps, updates, episodes, epoch, *_s timings, best_*
+    steps: int  # env steps per env and iteration
+    log_columns: tuple[str, ...]  # progress.csv columns
+
+    def iterate(self) -> dict[str, float]: ...
+
+    def evaluate(self, episodes: int | None = None) -> tuple[float, float]: ...
+
+    def note_evaluation(self, success: float) -> bool: ...
+
+    def save(self, directory: Path) -> Path: ...
+
+    def close(self) -> None: ...
