@@ -28,7 +28,6 @@ import gc
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))  # run as a script from a checkout
 sys.path.insert(0, str(BENCH_DIR))  # the shared bench/report.py
 
+from peer_venv import PeerVenvError, ensure_venv  # noqa: E402
 from report import emit  # noqa: E402
 
 from sim.tasks import TASKS, get_task_spec, make_task_env  # noqa: E402
@@ -222,27 +222,10 @@ def measure_vector(venv: SubprocVectorEnv, actions: np.ndarray, seed: int) -> di
 # -- the peer (Gymnasium-Robotics in its own venv) ------------------------------------------
 def ensure_peer_venv(venv: Path = PEER_VENV) -> Path:
     """The peer venv's python, creating the venv with pinned packages on first use."""
-    python = venv / "bin" / "python"
-    marker = venv / ".twinbridge-requirements"
-    wanted = " ".join(PEER_REQUIREMENTS)
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
-        return python
-    base = shutil.which("python3.11") or (
-        sys.executable if sys.version_info[:2] == (3, 11) else None
-    )
-    if base is None:
-        raise BenchError(
-            "python3.11 not found; it is needed for the peer venv (or pass --no-peer)"
-        )
-    print(f"creating {venv} with {wanted} (first run only, ~1 min)", file=sys.stderr)
     try:
-        subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
-        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-        subprocess.run([*pip, *PEER_REQUIREMENTS], check=True)
-    except subprocess.CalledProcessError as e:
-        raise BenchError(f"could not create the peer venv {venv}: {e}; or pass --no-peer") from e
-    marker.write_text(wanted)
-    return python
+        return ensure_venv(venv, PEER_REQUIREMENTS)
+    except PeerVenvError as e:
+        raise BenchError(f"{e}; or pass --no-peer") from e
 
 
 class PeerProcess:

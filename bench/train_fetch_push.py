@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -38,6 +37,7 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO))  # run as a script from a checkout
 sys.path.insert(0, str(BENCH_DIR))  # the shared bench/report.py
 
+from peer_venv import PeerVenvError, ensure_venv  # noqa: E402
 from report import emit  # noqa: E402
 
 PEER_VENV = BENCH_DIR / ".peer-sb3-venv"
@@ -66,21 +66,10 @@ class BenchError(RuntimeError):
 
 def ensure_peer_venv(venv: Path = PEER_VENV) -> Path:
     """The SB3 venv's python, created with pinned packages on first use."""
-    python = venv / "bin" / "python"
-    marker = venv / ".twinbridge-requirements"
-    wanted = " ".join(PEER_REQUIREMENTS)
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
-        return python
-    base = shutil.which("python3.11") or sys.executable
-    print(f"creating {venv} with {wanted} (first run only, ~2 min)", file=sys.stderr)
     try:
-        subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
-        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-        subprocess.run([*pip, *PEER_REQUIREMENTS], check=True)
-    except subprocess.CalledProcessError as e:
-        raise BenchError(f"could not create the peer venv {venv}: {e}") from e
-    marker.write_text(wanted)
-    return python
+        return ensure_venv(venv, PEER_REQUIREMENTS, "~2 min")
+    except PeerVenvError as e:
+        raise BenchError(str(e)) from e
 
 
 def run_ours(args: argparse.Namespace) -> int:
@@ -171,7 +160,8 @@ def summarize(curves: dict[str, list[dict]], args: argparse.Namespace) -> dict[s
             "minutes_counted": round(hit["train_s"] / 60, 2) if hit else args.cap_minutes,
             "final_success_rate": curve[-1]["success_rate"] if curve else None,
             "env_steps_per_s": round(curve[-1]["env_steps"] / curve[-1]["train_s"], 1)
-            if curve else None,
+            if curve
+            else None,
             "curve": curve,
         }
     ratio = sides["ours"]["minutes_counted"] / sides["peer"]["minutes_counted"]

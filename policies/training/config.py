@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from policies.training.errors import TrainingConfigError
+from policies.training.options import build_config, check_field_types, check_ranges, require
 from sim.errors import UnknownNameError
 from sim.tasks import get_task_spec
 
@@ -102,7 +102,7 @@ class HerSacConfig:
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
-        _check_types(self)
+        check_field_types(self)
         _check_names(self)
         _check_ranges(self)
 
@@ -124,13 +124,7 @@ class HerSacConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> HerSacConfig:
         """Build from a mapping, refusing unknown keys with the list of valid ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise TrainingConfigError(
-                f"{source}: unknown option(s) {unknown}; valid options: {', '.join(sorted(known))}"
-            )
-        return cls(**values)
+        return build_config(cls, values, source)
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
@@ -161,26 +155,6 @@ def _parse(text: str, path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise TrainingConfigError(f"{path} is not valid JSON: {e}") from e
-
-
-def _check_types(config: HerSacConfig) -> None:
-    """Refuse values of the wrong type (e.g. "1e3" strings or floats for int options)."""
-    for f in fields(config):
-        value = getattr(config, f.name)
-        expected = type(f.default) if f.default is not dataclasses.MISSING else None
-        if expected is tuple:
-            ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        elif expected is float:
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-        elif expected is int:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        else:
-            ok = expected is None or isinstance(value, expected)
-        if not ok:
-            raise TrainingConfigError(
-                f"option {f.name} must be of type {getattr(expected, '__name__', expected)}, "
-                f"got {value!r}"
-            )
 
 
 def _check_names(config: HerSacConfig) -> None:
@@ -218,26 +192,13 @@ _NON_NEGATIVE = ("num_workers", "max_episode_steps", "warmup_env_steps", "her_k"
 
 def _check_ranges(config: HerSacConfig) -> None:
     c = config
-    for name in _POSITIVE:
-        _require(name, getattr(c, name), getattr(c, name) > 0, "must be > 0")
-    for name in _NON_NEGATIVE:
-        _require(name, getattr(c, name), getattr(c, name) >= 0, "must be >= 0")
-    for name in ("gamma", "tau"):
-        _require(name, getattr(c, name), 0.0 < getattr(c, name) <= 1.0, "must be in (0, 1]")
-    _require("num_workers", c.num_workers, c.num_workers <= c.num_envs, "must be <= num_envs")
-    _require("hidden_sizes", c.hidden_sizes, len(c.hidden_sizes) > 0 and min(c.hidden_sizes) > 0,
-             "must be one or more positive widths")  # fmt: skip
+    check_ranges(c, _POSITIVE, _NON_NEGATIVE, ("gamma", "tau"))
+    require("num_workers", c.num_workers, c.num_workers <= c.num_envs, "must be <= num_envs")
+    require("hidden_sizes", c.hidden_sizes, len(c.hidden_sizes) > 0 and min(c.hidden_sizes) > 0,
+            "must be one or more positive widths")  # fmt: skip
     limit = get_task_spec(c.task).max_episode_steps
-    _require("max_episode_steps", c.max_episode_steps, c.max_episode_steps <= limit,
-             f"must be <= the task's limit {limit}")  # fmt: skip
+    require("max_episode_steps", c.max_episode_steps, c.max_episode_steps <= limit,
+            f"must be <= the task's limit {limit}")  # fmt: skip
     batch = c.num_envs * c.episode_steps()
     size = c.buffer_size_transitions
-    _require("buffer_size_transitions", size, size >= batch, f"must hold {batch} (one batch)")
-    for name in ("gamma", "tau", "init_alpha", "updates_per_env_step",
-                 "param_noise_initial_std", "param_noise_target_distance"):  # fmt: skip
-        _require(name, getattr(c, name), math.isfinite(getattr(c, name)), "must be finite")
-
-
-def _require(name: str, value: Any, ok: bool, what: str) -> None:
-    if not ok:
-        raise TrainingConfigError(f"option {name} {what}, got {value!r}")
+    require("buffer_size_transitions", size, size >= batch, f"must hold {batch} (one batch)")
