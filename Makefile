@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml setup.py
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/twinbridge rollout --task fetch-push --policy scripted --episodes 10 --seed 0 \
+	$(VENV)/bin/twinbridge rollout --task fetch-push --policy policies/zoo/fetch-push.onnx --episodes 10 --seed 0 \
 	  --json --video out/fetch-push.mp4
 
 lint: install
