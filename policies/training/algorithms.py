@@ -34,7 +34,9 @@ ALGORITHMS: dict[str, Algorithm] = {
     "her-sac": _HER,
     "her-td3": _HER,
     ppo_config.ALGO: Algorithm(
-        ppo_config.PpoLstmConfig, ppo_config.RESUMABLE, "policies.training.ppo:PpoLstmTrainer",
+        ppo_config.PpoLstmConfig,
+        ppo_config.RESUMABLE,
+        "policies.training.ppo:PpoLstmTrainer",
         "policies.training.ppo_export:lstm_policy_graph",
     ),
 }

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from policies.training.errors import (
     CheckpointCorruptError,
     CheckpointMismatchError,
     CheckpointMissingError,
+    TrainingConfigError,
 )
 
 STATE_FILE = "state.safetensors"
@@ -125,6 +126,22 @@ def _read_state(path: Path, sha256: str) -> dict[str, torch.Tensor]:
         return load_tensors(blob)
     except (SafetensorError, ValueError, OSError) as e:
         raise CheckpointCorruptError(f"{path} is not a valid safetensors file: {e}", path) from e
+
+
+def resumed_config(
+    directory: Path, config_class: Any, resumable: tuple[str, ...], overrides: dict[str, Any]
+) -> tuple[Any, CheckpointState]:
+    """The config saved in the checkpoint in `directory` with `overrides` applied, and the
+    checkpoint; `overrides` may change only `resumable` options (those that do not affect
+    what is learned), anything else is a `TrainingConfigError` naming it."""
+    locked = sorted(set(overrides) - set(resumable))
+    if locked:
+        raise TrainingConfigError(
+            f"a resumed run may change only {', '.join(resumable)}; not {locked}"
+        )
+    state = load_checkpoint(directory)
+    config = replace(config_class.from_dict(state.config, str(directory)), **overrides)
+    return config, state
 
 
 def optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:

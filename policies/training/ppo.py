@@ -24,7 +24,6 @@ env state needs saving.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,9 +34,9 @@ from torch import Tensor, nn
 from policies.observation import flatten_observation
 from policies.training.checkpoint import (
     CheckpointState,
-    load_checkpoint,
     load_optimizer_tensors,
     optimizer_tensors,
+    resumed_config,
     save_checkpoint,
 )
 from policies.training.envs import LockstepEnvs, make_lockstep_envs
@@ -345,13 +344,7 @@ class PpoLstmTrainer:
     def resume(cls, directory: Path, **overrides: Any) -> PpoLstmTrainer:
         """A trainer continuing the checkpoint in `directory`; `overrides` may change only
         options that do not affect learning (total_env_steps, progress, num_workers)."""
-        locked = sorted(set(overrides) - set(RESUMABLE))
-        if locked:
-            raise TrainingConfigError(
-                f"a resumed run may change only {', '.join(RESUMABLE)}; not {locked}"
-            )
-        probe = load_checkpoint(directory)
-        config = replace(PpoLstmConfig.from_dict(probe.config, str(directory)), **overrides)
+        config, probe = resumed_config(directory, PpoLstmConfig, RESUMABLE, overrides)
         trainer = cls(config)
         trainer.restore(probe)
         return trainer

@@ -44,9 +44,7 @@ class Chunks:
 class Rollout:
     """Arrays of one rollout, filled step by step by the trainer (see the module doc)."""
 
-    def __init__(
-        self, rows: int, steps: int, bptt: int, dims: dict[str, int], lstm_size: int
-    ):
+    def __init__(self, rows: int, steps: int, bptt: int, dims: dict[str, int], lstm_size: int):
         self.steps, self.bptt = steps, bptt
         self.num_chunks = -(-steps // bptt)
         padded = self.num_chunks * bptt

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,16 @@ import numpy as np
 import torch
 
 from policies.observation import flatten_observation
-from policies.training.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
+from policies.training.checkpoint import (
+    CheckpointState,
+    resumed_config,
+    save_checkpoint,
+)
 from policies.training.checkpoint import load_optimizer_tensors as _load_optimizer
 from policies.training.checkpoint import optimizer_tensors as _optimizer_tensors
 from policies.training.config import RESUMABLE, HerSacConfig
 from policies.training.envs import LockstepEnvs, make_lockstep_envs
-from policies.training.errors import CheckpointCorruptError, TrainingConfigError
+from policies.training.errors import CheckpointCorruptError
 from policies.training.logs import COLUMNS
 from policies.training.normalizer import RunningNormalizer
 from policies.training.protocols import EpochTrainer
@@ -257,13 +260,7 @@ class HerSacTrainer:
     def resume(cls, directory: Path, **overrides: Any) -> HerSacTrainer:
         """A trainer continuing the checkpoint in `directory`; `overrides` may change only
         options that do not affect learning (total_env_steps, progress, num_workers)."""
-        locked = sorted(set(overrides) - set(RESUMABLE))
-        if locked:
-            raise TrainingConfigError(
-                f"a resumed run may change only {', '.join(RESUMABLE)}; not {locked}"
-            )
-        probe = load_checkpoint(directory)
-        config = replace(HerSacConfig.from_dict(probe.config, str(directory)), **overrides)
+        config, probe = resumed_config(directory, HerSacConfig, RESUMABLE, overrides)
         trainer = cls(config)
         trainer.restore(probe)
         return trainer
