@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -32,6 +32,7 @@ from policies.training.errors import (
     TrainingConfigError,
 )
 
+_Trainer = TypeVar("_Trainer", bound="ResumableTrainer")
 STATE_FILE = "state.safetensors"
 META_FILE = "checkpoint.json"
 FORMAT_VERSION = 1
@@ -142,6 +143,43 @@ def resumed_config(
     state = load_checkpoint(directory)
     config = replace(config_class.from_dict(state.config, str(directory)), **overrides)
     return config, state
+
+
+class ResumableTrainer:
+    """`save`, `resume` and `close`, shared by the trainers.
+
+    A subclass names its options dataclass (`config_class`) and the options a resumed run
+    may change (`resumable`), and provides `state()`, `restore(state)` and `envs`.
+    """
+
+    config_class: Any
+    resumable: tuple[str, ...]
+    envs: Any
+
+    def __init__(self, config: Any):  # the subclasses' signature, for `resume`
+        raise NotImplementedError
+
+    def state(self) -> CheckpointState:
+        raise NotImplementedError
+
+    def restore(self, state: CheckpointState) -> None:
+        raise NotImplementedError
+
+    def save(self, directory: Path) -> Path:
+        """Checkpoint into `directory`."""
+        return save_checkpoint(directory, self.state())
+
+    @classmethod
+    def resume(cls: type[_Trainer], directory: Path, **overrides: Any) -> _Trainer:
+        """A trainer continuing the checkpoint in `directory`; `overrides` may change only
+        options that do not affect learning (`resumable`)."""
+        config, state = resumed_config(directory, cls.config_class, cls.resumable, overrides)
+        trainer = cls(config)
+        trainer.restore(state)
+        return trainer
+
+    def close(self) -> None:
+        self.envs.close()
 
 
 def optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:

@@ -24,7 +24,6 @@ env state needs saving.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -34,10 +33,9 @@ from torch import Tensor, nn
 from policies.observation import flatten_observation
 from policies.training.checkpoint import (
     CheckpointState,
+    ResumableTrainer,
     load_optimizer_tensors,
     optimizer_tensors,
-    resumed_config,
-    save_checkpoint,
 )
 from policies.training.envs import LockstepEnvs, make_lockstep_envs
 from policies.training.errors import CheckpointCorruptError, TrainingConfigError
@@ -72,10 +70,13 @@ class _Step(NamedTuple):
     dropped: np.ndarray
 
 
-class PpoLstmTrainer:
+class PpoLstmTrainer(ResumableTrainer):
     """Owns the envs, networks, normalizers, optimizers and RNGs of one PPO-LSTM run."""
 
     log_columns = LOG_COLUMNS
+    config_class = PpoLstmConfig
+    resumable = RESUMABLE
+    envs: LockstepEnvs
 
     def __init__(self, config: PpoLstmConfig, envs: LockstepEnvs | None = None):
         torch.set_num_threads(config.torch_threads)
@@ -335,22 +336,6 @@ class PpoLstmTrainer:
         if missing:
             raise KeyError(f"counters {missing}")
         self.counters.update(state.counters)
-
-    def save(self, directory: Path) -> Path:
-        """Checkpoint into `directory`."""
-        return save_checkpoint(directory, self.state())
-
-    @classmethod
-    def resume(cls, directory: Path, **overrides: Any) -> PpoLstmTrainer:
-        """A trainer continuing the checkpoint in `directory`; `overrides` may change only
-        options that do not affect learning (total_env_steps, progress, num_workers)."""
-        config, probe = resumed_config(directory, PpoLstmConfig, RESUMABLE, overrides)
-        trainer = cls(config)
-        trainer.restore(probe)
-        return trainer
-
-    def close(self) -> None:
-        self.envs.close()
 
 
 def _dims(envs: LockstepEnvs) -> dict[str, int]:

@@ -24,8 +24,7 @@ import torch
 from policies.observation import flatten_observation
 from policies.training.checkpoint import (
     CheckpointState,
-    resumed_config,
-    save_checkpoint,
+    ResumableTrainer,
 )
 from policies.training.checkpoint import load_optimizer_tensors as _load_optimizer
 from policies.training.checkpoint import optimizer_tensors as _optimizer_tensors
@@ -43,10 +42,13 @@ from policies.training.td3 import make_agent
 _COUNTERS = ("env_steps", "updates", "episodes", "epoch")
 
 
-class HerSacTrainer:
+class HerSacTrainer(ResumableTrainer):
     """Owns the envs, replay, normalizer, agent and RNGs of one run."""
 
     log_columns = COLUMNS
+    config_class = HerSacConfig
+    resumable = RESUMABLE
+    envs: LockstepEnvs
 
     def __init__(self, config: HerSacConfig, envs: LockstepEnvs | None = None):
         torch.set_num_threads(config.torch_threads)
@@ -251,22 +253,6 @@ class HerSacTrainer:
         self.rng = numpy_state_from_tensor(t["rng/numpy"])
         self.generator.set_state(t["rng/torch"])
         self.counters.update(counters)
-
-    def save(self, directory: Path) -> Path:
-        """Checkpoint into `directory`."""
-        return save_checkpoint(directory, self.state())
-
-    @classmethod
-    def resume(cls, directory: Path, **overrides: Any) -> HerSacTrainer:
-        """A trainer continuing the checkpoint in `directory`; `overrides` may change only
-        options that do not affect learning (total_env_steps, progress, num_workers)."""
-        config, probe = resumed_config(directory, HerSacConfig, RESUMABLE, overrides)
-        trainer = cls(config)
-        trainer.restore(probe)
-        return trainer
-
-    def close(self) -> None:
-        self.envs.close()
 
 
 def run_training(trainer: EpochTrainer, out_dir: Path) -> dict[str, Any]:
