@@ -23,14 +23,13 @@ $(VENV)/.installed: pyproject.toml setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,train]'
+	$(PY) -m pip install -q -e '.[dev,train,ros]'
 	touch $@
 
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/twinbridge rollout --task fetch-push --policy policies/zoo/fetch-push.onnx --episodes 10 --seed 0 \
-	  --json --video out/fetch-push.mp4
+	$(VENV)/bin/twinbridge sim --video out/fetch-push.mp4
 
 lint: install
 	$(VENV)/bin/ruff check .

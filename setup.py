@@ -9,6 +9,6 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/twinbridge"]),
         ("share/twinbridge", ["package.xml"]),
         ("share/twinbridge/launch", glob("ros_ws/launch/*.py")),
-        ("share/twinbridge/config", glob("ros_ws/config/*.yaml")),
+        ("share/twinbridge/config", glob("ros_ws/config/*.yaml") + glob("ros_ws/config/*.xml")),
     ],
 )

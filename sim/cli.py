@@ -17,6 +17,10 @@ from sim.errors import TwinbridgeError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "rollout": ("sim.rollout", "evaluate a policy (random, scripted or ONNX) on a task"),
+    "sim": (
+        "ros_ws.bringup",
+        "simulation-only ROS 2 bringup: twin, policy and task nodes as processes",
+    ),
     "tasks": ("sim.tasks_cli", "list the registered tasks and robots"),
     "train": (
         "policies.training.cli",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import mujoco
 import numpy as np
@@ -60,21 +60,29 @@ def write_png(path: str | Path, image: np.ndarray) -> Path:
     return path
 
 
-def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> Path:
-    """Encode RGB frames as an H.264 MP4 (yuv420p, so ordinary players open it)."""
+def open_mp4(path: str | Path, fps: float) -> Any:
+    """A streaming H.264 MP4 writer (yuv420p, so ordinary players open it): `append_data`
+    per frame, `close` at the end; for recordings too long to hold in memory."""
     import imageio.v2 as imageio
-    from imageio.plugins.ffmpeg import FfmpegFormat
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer: FfmpegFormat.Writer
-    with imageio.get_writer(  # type: ignore[assignment]
+    return imageio.get_writer(
         path, fps=fps, codec="libx264", quality=7, pixelformat="yuv420p", macro_block_size=8
-    ) as writer:
-        count = 0
+    )
+
+
+def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> Path:
+    """Encode RGB frames as an MP4 (see `open_mp4`)."""
+    path = Path(path)
+    writer = open_mp4(path, fps)
+    count = 0
+    try:
         for frame in frames:
             writer.append_data(frame)
             count += 1
+    finally:
+        writer.close()
     if count == 0:
         raise RenderError(f"no frames to write to {path}")
     return path

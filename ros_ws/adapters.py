@@ -1,0 +1,158 @@
+"""Message <-> plain Python/numpy conversion, in one place for every node.
+
+Inbound conversions only copy fields; whether a message may be applied is decided by the
+ROS-independent checks in `hardware/commands.py` (R12), which these functions call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from hardware.commands import CommandRules, TrajectoryPoint, validate_trajectory
+from sim.mirror import ObjectPose
+from sim.twin_loop import JointStateSample
+
+WORLD_FRAME = "world"
+
+
+def to_time(stamp_ns: int) -> Time:
+    """A stamp from integer nanoseconds (floats of epoch seconds lose the last digits)."""
+    seconds, nanoseconds = divmod(int(stamp_ns), 1_000_000_000)
+    return Time(sec=seconds, nanosec=nanoseconds)
+
+
+def from_time(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def stamp_ns(stamp: Time) -> int:
+    """A stamp as integer nanoseconds: the exact key to match a command to its state."""
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def joint_state_msg(sample: JointStateSample) -> JointState:
+    msg = JointState()
+    msg.header.stamp = to_time(sample.stamp_ns)
+    msg.name = list(sample.names)
+    msg.position = sample.positions.tolist()
+    msg.velocity = sample.velocities.tolist()
+    msg.effort = sample.efforts.tolist()
+    return msg
+
+
+def joint_state_fields(
+    msg: JointState,
+) -> tuple[int, Sequence[str], Sequence[float], Sequence[float]]:
+    """(stamp in ns, names, positions, velocities), unchecked (see validate_joint_state)."""
+    return stamp_ns(msg.header.stamp), list(msg.name), list(msg.position), list(msg.velocity)
+
+
+def pose_msg(pose: ObjectPose) -> PoseStamped:
+    msg = PoseStamped()
+    msg.header.stamp = to_time(pose.stamp_ns)
+    msg.header.frame_id = WORLD_FRAME
+    p, q = msg.pose.position, msg.pose.orientation
+    p.x, p.y, p.z = (float(v) for v in pose.position_m)
+    q.w, q.x, q.y, q.z = (float(v) for v in pose.quaternion_wxyz)
+    return msg
+
+
+def pose_from_msg(msg: PoseStamped) -> ObjectPose:
+    p, q = msg.pose.position, msg.pose.orientation
+    return ObjectPose(
+        np.array([p.x, p.y, p.z]), np.array([q.w, q.x, q.y, q.z]), stamp_ns(msg.header.stamp)
+    )
+
+
+def goal_msg(goal: np.ndarray, stamp_ns: int) -> PoseStamped:
+    """A goal of 3 (position) or 7 (position + wxyz quaternion) values as a PoseStamped."""
+    goal = np.asarray(goal, dtype=np.float64)
+    if goal.shape == (3,):
+        goal = np.concatenate((goal, [1.0, 0.0, 0.0, 0.0]))
+    if goal.shape != (7,):
+        raise ValueError(
+            f"a goal of {goal.size} values does not fit the contract's PoseStamped goal "
+            "(3 position or 7 pose values)"
+        )
+    return pose_msg(ObjectPose(goal[:3], goal[3:], stamp_ns))
+
+
+def goal_from_msg(msg: PoseStamped, size: int) -> np.ndarray:
+    pose = pose_from_msg(msg)
+    values = np.concatenate((pose.position_m, pose.quaternion_wxyz))
+    return values[:size].copy()
+
+
+def trajectory_msg(
+    names: Sequence[str], targets: np.ndarray, stamp_ns: int, period_s: float
+) -> JointTrajectory:
+    """One-point trajectory: reach `targets` in one control period, at rest."""
+    msg = JointTrajectory()
+    msg.header.stamp = to_time(stamp_ns)
+    msg.joint_names = list(names)
+    point = JointTrajectoryPoint()
+    point.positions = np.asarray(targets, dtype=np.float64).tolist()
+    point.velocities = [0.0] * len(names)
+    seconds = int(period_s)
+    point.time_from_start.sec = seconds
+    point.time_from_start.nanosec = round((period_s - seconds) * 1e9)
+    msg.points = [point]
+    return msg
+
+
+def trajectory_targets(msg: JointTrajectory, now_s: float, rules: CommandRules) -> dict:
+    """The validated targets of a JointTrajectory, or `CommandRejected` with a reason."""
+    points = [
+        TrajectoryPoint(
+            list(p.positions),
+            list(p.velocities),
+            p.time_from_start.sec + p.time_from_start.nanosec * 1e-9,
+        )
+        for p in msg.points
+    ]
+    return validate_trajectory(
+        list(msg.joint_names), points, from_time(msg.header.stamp), now_s, rules
+    )
+
+
+def diagnostics_msg(
+    stamp_ns: int, name: str, values: Mapping[str, object], message: str = "", level: int = 0
+) -> DiagnosticArray:
+    """One DiagnosticStatus (level 0 OK, 1 WARN, 2 ERROR) of key/value strings."""
+    status = DiagnosticStatus(level=bytes([level]), name=name, message=message)
+    status.values = [KeyValue(key=str(k), value=str(v)) for k, v in values.items()]
+    array = DiagnosticArray()
+    array.header.stamp = to_time(stamp_ns)
+    array.status = [status]
+    return array
+
+
+def diagnostics_values(msg: DiagnosticArray) -> list[tuple[str, str, dict[str, str]]]:
+    """(name, message, values) of each status, for readers of `diagnostics`."""
+    return [(s.name, s.message, {kv.key: kv.value for kv in s.values}) for s in msg.status]
+
+
+def image_msgs(
+    rgb: np.ndarray, fovy_deg: float, stamp: Time, frame: str
+) -> tuple[Image, CameraInfo]:
+    """An rgb8 Image and its pinhole CameraInfo (MuJoCo cameras: square pixels, no
+    distortion, principal point at the centre, focal length from the vertical fov)."""
+    height, width, _ = rgb.shape
+    image = Image(height=height, width=width, encoding="rgb8", step=width * 3)
+    image.header.stamp, image.header.frame_id = stamp, frame
+    image.data = rgb.tobytes()
+    focal = 0.5 * height / np.tan(np.radians(fovy_deg) / 2)
+    info = CameraInfo(height=height, width=width, distortion_model="plumb_bob")
+    info.header.stamp, info.header.frame_id = stamp, frame
+    info.d = [0.0] * 5
+    info.k = [focal, 0.0, width / 2, 0.0, focal, height / 2, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [focal, 0.0, width / 2, 0.0, 0.0, focal, height / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return image, info

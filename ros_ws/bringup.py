@@ -1,0 +1,263 @@
+"""`twinbridge sim`: the simulation-only bringup, as separate OS processes, supervised.
+
+Run: `twinbridge sim` (fetch-push on the zoo policy, 10 episodes in real time), or
+`twinbridge sim --task fetch-reach --episodes 50 --fast --seed 0 --json --video out/sim.mp4`
+
+Starts twin_node, policy_node and task_node (ros_ws/bringup_plan.py: the same nodes and
+parameter file as ros_ws/launch/sim.launch.py) with discovery limited to this host and a
+domain id of its own, watches `diagnostics` for episode results and the loop's latency,
+and prints a summary. A node that dies is named with the end of its log, the others are
+stopped, and the exit code is 1; Ctrl-C stops everything within 2 s (exit code 130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ros_ws.bringup_plan import SIM_CONFIG, SIM_NODES, NodeLaunch, plan
+from ros_ws.discovery import MAX_DOMAIN_ID, default_domain_id, sim_environment
+from ros_ws.node_configs import resolve_data_path
+from sim.errors import TwinbridgeError
+from sim.tasks import DEFAULT_TASK, TASKS
+
+STOP_BUDGET_S = 1.5  # SIGINT, then SIGKILL after this: everything is gone within 2 s
+LOG_TAIL_LINES = 15
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", default=DEFAULT_TASK, choices=sorted(TASKS), help="task")
+    parser.add_argument(
+        "--policy", default=None, help="ONNX policy (default: policies/zoo/<task>.onnx)"
+    )
+    parser.add_argument("--episodes", type=int, default=10, help="episodes to run (>= 1)")
+    parser.add_argument("--seed", type=int, default=0, help="episode k resets with seed + k")
+    parser.add_argument(
+        "--fast", action="store_true", help="sim time as fast as the loop runs (lockstep)"
+    )
+    parser.add_argument("--video", type=Path, default=None, help="write an MP4 of the twin")
+    parser.add_argument(
+        "--cameras",
+        default=None,
+        help="comma-separated twin cameras to publish as camera_<n>/image_raw (default: none)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON summary line")
+    parser.add_argument(
+        "--domain-id",
+        type=int,
+        default=None,
+        help=f"ROS_DOMAIN_ID 0..{MAX_DOMAIN_ID} (default: $ROS_DOMAIN_ID, else per user)",
+    )
+    parser.add_argument("--config", type=Path, default=SIM_CONFIG, help="parameter YAML")
+    parser.add_argument("--log-dir", type=Path, default=Path("out/sim-logs"), help="node logs")
+
+
+@dataclass
+class Summary:
+    """What `twinbridge sim --json` prints."""
+
+    task: str
+    episodes: int = 0
+    success_rate: float = 0.0
+    control_latency_ms: dict[str, float] = field(default_factory=dict)
+    deadline_misses: int = 0
+    successes: list[bool] = field(default_factory=list)
+    video: str | None = None
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.episodes < 1:
+        raise TwinbridgeError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.video is not None and args.video.suffix != ".mp4":
+        raise TwinbridgeError(f"--video must name an .mp4 file, got {args.video}")
+    domain = args.domain_id if args.domain_id is not None else _env_domain()
+    overrides = _overrides(args)
+    _check_policy_task(overrides["policy_node"]["policy_path"], args.task)
+    launches = plan(SIM_NODES, args.config, overrides)
+    try:
+        env = sim_environment(domain)
+    except ValueError as e:
+        raise TwinbridgeError(f"--domain-id: {e}") from e
+    os.environ.update(env)  # the observer below joins the same domain
+    os.environ.pop("ROS_LOCALHOST_ONLY", None)
+    args.log_dir.mkdir(parents=True, exist_ok=True)
+    from ros_ws.observer import BringupObserver  # rclpy, only for this command
+
+    # The observer subscribes before any node exists, so no episode report is missed.
+    with BringupObserver(launches[0].namespace) as observer:
+        processes = {launch.name: _start(launch, env, args.log_dir) for launch in launches}
+        try:
+            summary, failure = _observe(args, observer, processes)
+        except KeyboardInterrupt:
+            _stop(processes)
+            print("twinbridge sim: interrupted; every node stopped", file=sys.stderr)
+            return 130
+        _stop(processes)
+    if failure:
+        print(failure, file=sys.stderr)
+        return 1
+    summary.video = str(args.video) if args.video else None
+    _print_summary(summary, args.json)
+    return 0
+
+
+def _env_domain() -> int:
+    value = os.environ.get("ROS_DOMAIN_ID", "")
+    return int(value) if value.isdigit() else default_domain_id()
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    policy = args.policy or f"policies/zoo/{args.task}.onnx"
+    return {
+        "twin_node": {
+            "task": args.task,
+            "seed": args.seed,
+            "real_time": not args.fast,
+            "video_path": str(args.video) if args.video else "",
+            **({"cameras": args.cameras} if args.cameras is not None else {}),
+        },
+        "policy_node": {"policy_path": policy, "robot": _robot(args.task)},
+        "task_node": {"task": args.task, "episodes": args.episodes},
+    }
+
+
+def _robot(task: str) -> str:
+    from policies.observation import task_info
+
+    return task_info(task).robot
+
+
+def _check_policy_task(policy_path: str, task: str) -> None:
+    """Refuse a policy trained for another task before any process starts."""
+    from policies.card import ModelCard
+    from policies.observation import task_info
+
+    card_path = resolve_data_path(policy_path).with_suffix(".json")
+    if not card_path.is_file():
+        zoo = sorted(p.stem for p in resolve_data_path("policies/zoo").glob("*.onnx"))
+        raise TwinbridgeError(
+            f"no policy {policy_path} with its model card {card_path.name}; the zoo has "
+            f"policies for {', '.join(zoo)}; pass --policy FILE.onnx for task {task}"
+        )
+    card = ModelCard.load(card_path)
+    if card.task != task:
+        raise TwinbridgeError(
+            f"policy {policy_path} was trained for task {card.task!r}; "
+            f"the bringup runs {task!r}"
+        )
+    rate_hz = task_info(task).control_rate_hz
+    if abs(card.control_rate_hz - rate_hz) > 1e-6:
+        raise TwinbridgeError(
+            f"policy {policy_path} runs at {card.control_rate_hz} Hz (its card); "
+            f"the twin of {task} steps at {rate_hz} Hz"
+        )
+
+
+def _start(launch: NodeLaunch, env: dict[str, str], log_dir: Path) -> subprocess.Popen:
+    """One node as its own process, its output in log_dir/<node>.log."""
+    command = [sys.executable, "-m", f"ros_ws.{launch.name}", *launch.ros_arguments()]
+    with open(log_dir / f"{launch.name}.log", "w") as log:
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _observe(
+    args: argparse.Namespace, observer: Any, processes: dict[str, subprocess.Popen]
+) -> tuple[Summary, str]:
+    """Follow the run through `diagnostics` until the task node is done or a node dies."""
+    summary = Summary(task=args.task)
+    printed = 0
+    while True:
+        for result in observer.poll(0.1):
+            if not args.json:
+                for missed in range(printed, int(result["episode"])):  # joined late
+                    outcome = "success" if result["successes"][missed] == "1" else "failure"
+                    print(f"episode {missed}: {outcome}", flush=True)
+                print(_episode_line(result, observer.loop), flush=True)
+            printed = int(result["episode"]) + 1
+        failure = _failure(processes, args.log_dir)
+        if failure:
+            return summary, failure
+        if processes["task_node"].poll() == 0:  # done: its last reports may still be in flight
+            observer.wait_for_done(timeout_s=2.0)
+            observer.wait_for_loop_figures(timeout_s=1.0)
+            break
+    loop = observer.loop
+    # The task node's final report lists every episode's outcome: the authority.
+    done = observer.done or {}
+    summary.successes = [flag == "1" for flag in done.get("successes", "")]
+    summary.episodes = len(summary.successes)
+    summary.success_rate = summary.episodes and sum(summary.successes) / summary.episodes
+    summary.control_latency_ms = {
+        key: round(float(loop.get(f"latency_{key}_ms", "nan")), 3) for key in ("p50", "p99", "max")
+    }
+    summary.deadline_misses = int(loop.get("deadline_misses", 0))
+    return summary, ""
+
+
+def _failure(processes: dict[str, subprocess.Popen], log_dir: Path) -> str:
+    """A message naming the first node that exited when it should not have, with its log
+    (the task node exits 0 when its episodes are done)."""
+    for name, process in processes.items():
+        code = process.poll()
+        if code is None or (name == "task_node" and code == 0):
+            continue
+        log = log_dir / f"{name}.log"
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
+        return (
+            f"twinbridge sim: {name} exited with code {code}; the other nodes were stopped.\n"
+            f"--- last lines of {log} ---\n{tail}"
+        )
+    return ""
+
+
+def _stop(processes: dict[str, subprocess.Popen]) -> None:
+    """SIGINT every node, SIGKILL what is left after STOP_BUDGET_S."""
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + STOP_BUDGET_S
+    for process in processes.values():
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _episode_line(result: dict[str, str], loop: dict[str, str]) -> str:
+    outcome = "success" if result["success"] == "True" else "failure"
+    p99 = float(loop.get("latency_p99_ms", "nan"))
+    latency = f"{p99:.2f} ms" if p99 == p99 else "n/a"  # nan until the twin's first report
+    return (
+        f"episode {result['episode']}: {outcome} (seed {result['seed']}, final distance "
+        f"{float(result['final_distance']):.3f} m; loop latency p99 so far {latency})"
+    )
+
+
+def _print_summary(summary: Summary, as_json: bool) -> None:
+    data = {
+        "task": summary.task,
+        "episodes": summary.episodes,
+        "success_rate": summary.success_rate,
+        "control_latency_ms": summary.control_latency_ms,
+        "deadline_misses": summary.deadline_misses,
+    }
+    if summary.video:
+        data["video"] = summary.video
+    if as_json:
+        print(json.dumps(data))
+        return
+    latency = summary.control_latency_ms
+    print(
+        f"{summary.task}: {summary.success_rate:.2f} success over {summary.episodes} episodes; "
+        f"state->command latency p50 {latency['p50']} ms, p99 {latency['p99']} ms, "
+        f"max {latency['max']} ms; {summary.deadline_misses} deadline misses"
+    )

@@ -1,0 +1,190 @@
+"""One documented dataclass per node; parameter YAML is read and checked against them.
+
+The nodes declare their ROS parameters from these dataclasses, and `twinbridge sim`
+validates the YAML with them before any process starts, so a typo or a wrong type names
+the file and the key instead of surfacing as a crash inside a node. No rclpy here: this
+module is imported by the bringup's checks and by tests without a ROS runtime.
+
+YAML follows ROS 2's format: `/**:` (every node) or `<node_name>:` (one node) or
+`/<namespace>/<node_name>:`, each with a `ros__parameters:` mapping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from sim.errors import TwinbridgeError
+from sim.tasks import TASKS
+
+T = TypeVar("T")
+# Parameters every ROS 2 node accepts; not ours to validate.
+ROS_BUILTIN_PARAMETERS = {"use_sim_time", "start_type_description_service"}
+
+
+class ParameterFileError(TwinbridgeError, ValueError):
+    """A parameter file that is missing, malformed, or has an unknown or invalid key."""
+
+    def __init__(self, path: Path | str, key: str, detail: str):
+        self.path, self.key = Path(path), key
+        super().__init__(f"{path}: {key}: {detail}")
+
+
+@dataclass(frozen=True)
+class TwinNodeConfig:
+    """twin_node: the MuJoCo twin as the robot at the bottom of the graph."""
+
+    task: str = "fetch-push"  # registered task name (`twinbridge tasks`)
+    seed: int = 0  # episode k after start resets with seed + k (as `twinbridge rollout`)
+    real_time: bool = True  # pace sim time to the wall clock; False: as fast as commands come
+    lockstep_timeout_s: float = 1.0  # fast mode: longest wait for a command before holding
+    wait_for_goal: bool = True  # after a reset, step only once the episode's goal arrived
+    command_max_age_s: float = 0.5  # sim-time age beyond which a command is stale
+    cameras: str = ""  # comma-separated camera names to publish (rendering is costly)
+    camera_rate_hz: float = 30.0
+    camera_width_px: int = 200
+    camera_height_px: int = 200
+    video_path: str = ""  # when set, an MP4 of the task's video camera at the control rate
+    diagnostics_rate_hz: float = 2.0
+
+    def __post_init__(self) -> None:
+        _known_task(self.task)
+        _positive(self, "lockstep_timeout_s", "command_max_age_s", "camera_rate_hz")
+        _positive(self, "camera_width_px", "camera_height_px", "diagnostics_rate_hz")
+        if self.video_path and not self.video_path.endswith(".mp4"):
+            raise ValueError(f"video_path must end in .mp4, got {self.video_path!r}")
+
+
+@dataclass(frozen=True)
+class PolicyNodeConfig:
+    """policy_node: a zoo policy on the contract topics."""
+
+    policy_path: str = "policies/zoo/fetch-push.onnx"  # its card is the sibling .json
+    robot: str = "fetch"  # the robot this node drives; the card must name the same
+    control_rate_hz: float = 0.0  # 0: the card's rate
+    stale_after_s: float = 0.0  # 0: three control periods
+    diagnostics_rate_hz: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.policy_path.endswith(".onnx"):
+            raise ValueError(f"policy_path must name an .onnx file, got {self.policy_path!r}")
+        _non_negative(self, "control_rate_hz", "stale_after_s")
+        _positive(self, "diagnostics_rate_hz")
+
+
+@dataclass(frozen=True)
+class TaskNodeConfig:
+    """task_node: episodes, goals and success judged as the env does."""
+
+    task: str = "fetch-push"
+    episodes: int = 10  # 0: run until stopped
+    reset_timeout_s: float = 10.0  # longest wait for the robot's reset service
+    diagnostics_rate_hz: float = 2.0
+
+    def __post_init__(self) -> None:
+        _known_task(self.task)
+        _non_negative(self, "episodes")
+        _positive(self, "reset_timeout_s", "diagnostics_rate_hz")
+
+
+NODE_CONFIGS: dict[str, type] = {
+    "twin_node": TwinNodeConfig,
+    "policy_node": PolicyNodeConfig,
+    "task_node": TaskNodeConfig,
+}
+
+
+def resolve_data_path(path: str) -> Path:
+    """A relative data path (e.g. a zoo policy) from the working directory if it is there,
+    else from the installed package's root, so YAML works from a checkout and an install."""
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    return Path(__file__).resolve().parent.parent / candidate
+
+
+def load_node_parameters(path: Path | str, node: str, namespace: str = "") -> dict[str, Any]:
+    """The parameters a ROS 2 node named `node` in `namespace` gets from a YAML file.
+
+    Sections apply in ROS 2's order of precedence: `/**`, then `node`, then `/ns/node`.
+    """
+    path = Path(path)
+    data = _read_yaml(path)
+    merged: dict[str, Any] = {}
+    for section in ("/**", node, f"/{node}", f"{namespace}/{node}".replace("//", "/")):
+        if section in data:
+            merged.update(_ros_parameters(data[section], path, section))
+    return merged
+
+
+def node_config(cls: type[T], parameters: dict[str, Any], source: Path | str) -> T:
+    """`cls` built from parameters; unknown keys and wrong types name the file and key."""
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    values = {}
+    for key, value in parameters.items():
+        if key in ROS_BUILTIN_PARAMETERS:
+            continue
+        if key not in known:
+            raise ParameterFileError(
+                source, key, f"unknown parameter for {cls.__name__}; valid: {sorted(known)}"
+            )
+        values[key] = _typed(known[key], value, source)
+    try:
+        return cls(**values)
+    except ValueError as e:
+        raise ParameterFileError(source, _key_in(str(e), values), str(e)) from e
+
+
+def _typed(field: dataclasses.Field, value: Any, source: Path | str) -> Any:
+    expected = type(field.default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ParameterFileError(source, field.name, f"must be {expected.__name__}, got {value!r}")
+    return value
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ParameterFileError(path, "<file>", "no such parameter file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ParameterFileError(path, "<file>", f"not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ParameterFileError(path, "<file>", "must map node names to ros__parameters")
+    return data
+
+
+def _ros_parameters(section: Any, path: Path, name: str) -> dict[str, Any]:
+    if not isinstance(section, dict) or not isinstance(section.get("ros__parameters"), dict):
+        raise ParameterFileError(path, name, "needs a 'ros__parameters:' mapping")
+    return dict(section["ros__parameters"])
+
+
+def _key_in(message: str, values: dict[str, Any]) -> str:
+    return next((key for key in values if key in message), "<value>")
+
+
+def _known_task(task: str) -> None:
+    if task not in TASKS:
+        raise ValueError(f"task {task!r} is not registered; valid: {sorted(TASKS)}")
+
+
+def _positive(config: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+def _non_negative(config: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be >= 0, got {value!r}")

@@ -1,0 +1,74 @@
+"""`BringupObserver`: follows a running bringup through its `diagnostics` topic.
+
+Used by `twinbridge sim` to print episode results as they come and the loop's latency
+figures, as any other ROS tool would see them: it reads the contract, not node internals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+
+from ros_ws import adapters
+from ros_ws.qos import diagnostics_qos
+
+
+class BringupObserver:
+    """Episode results (`task_node/episode`), completion and the twin's loop figures."""
+
+    def __init__(self, namespace: str):
+        self._context = Context()
+        rclpy.init(context=self._context)
+        self._node = rclpy.create_node("bringup_observer", context=self._context)
+        self._executor = SingleThreadedExecutor(context=self._context)
+        self._executor.add_node(self._node)
+        self._node.create_subscription(
+            DiagnosticArray, f"/{namespace}/diagnostics", self._on_diagnostics, diagnostics_qos()
+        )
+        self._results: list[dict[str, str]] = []
+        self._loop_updates = 0
+        self.loop: dict[str, str] = {}
+        self.done: dict[str, str] | None = None  # the task node's final report
+
+    def __enter__(self) -> BringupObserver:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._executor.shutdown()
+        self._node.destroy_node()
+        rclpy.try_shutdown(context=self._context)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for name, _, values in adapters.diagnostics_values(msg):
+            if name == "task_node/episode":
+                self._results.append(values)
+            elif name == "task_node/done":
+                self.done = values
+            elif name == "twin_node":
+                self.loop = values
+                self._loop_updates += 1
+
+    def poll(self, timeout_s: float) -> list[dict[str, str]]:
+        """Spin for up to `timeout_s`; the episode results that arrived meanwhile."""
+        self._executor.spin_once(timeout_sec=timeout_s)
+        results, self._results = self._results, []
+        return results
+
+    def wait_for_done(self, timeout_s: float) -> None:
+        """Wait for the task node's final report (it may trail the node's exit)."""
+        for _ in range(int(timeout_s / 0.05)):
+            if self.done is not None:
+                return
+            self._executor.spin_once(timeout_sec=0.05)
+
+    def wait_for_loop_figures(self, timeout_s: float) -> None:
+        """Wait for one more report from the twin (final latency figures)."""
+        seen = self._loop_updates
+        for _ in range(int(timeout_s / 0.05)):
+            if self._loop_updates > seen:
+                return
+            self._executor.spin_once(timeout_sec=0.05)

@@ -1,0 +1,96 @@
+"""The QoS of every stream in the topic contract, chosen per stream and declared in one place.
+
+Why these choices (README "Topic contract" has the table):
+- Control streams (`joint_states`, `object_pose`, `joint_command`) are RELIABLE and shallow:
+  the loop acts on the newest message, a lost one is a missed control step, and on loopback
+  reliability costs nothing measurable for small messages. They declare a deadline of
+  3 control periods and an AUTOMATIC liveliness lease of the same length (R22): a reader
+  that misses it holds.
+- `goal` and `estop_state` are RELIABLE + TRANSIENT_LOCAL: a node that starts late still
+  gets the current goal and the current e-stop state. `estop_state` is also re-published as
+  a heartbeat, with a deadline, so a silent e-stop source is itself a reason to hold.
+- Camera images are BEST_EFFORT, depth 1 (the newest frame is the only useful one; a reader
+  that falls behind must not stall the twin). They need shared memory with a segment larger
+  than a camera tick: the sim bringup's Fast DDS profile (config/fastdds_localhost.xml)
+  loses 0 % where LOCALHOST's default 512 KiB segment loses most frames and UDP drops
+  fragmented best-effort images (bench/control_loop.py, README).
+"""
+
+from __future__ import annotations
+
+from rclpy.duration import Duration
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    LivelinessPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+)
+
+# Deadline and liveliness lease, in control periods, for control and e-stop streams (R22).
+DEADLINE_PERIODS = 3.0
+ESTOP_HEARTBEAT_HZ = 10.0
+
+
+def control_qos(control_rate_hz: float) -> QoSProfile:
+    """joint_states, object_pose and joint_command at `control_rate_hz`."""
+    window = _periods(control_rate_hz, DEADLINE_PERIODS)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=5,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
+        deadline=window,
+        liveliness=LivelinessPolicy.AUTOMATIC,
+        liveliness_lease_duration=window,
+    )
+
+
+def latched_qos() -> QoSProfile:
+    """`goal`: the newest value, delivered to late joiners."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
+
+
+def estop_qos() -> QoSProfile:
+    """`estop_state`: latched, heartbeat at ESTOP_HEARTBEAT_HZ, deadline 3 heartbeats."""
+    window = _periods(ESTOP_HEARTBEAT_HZ, DEADLINE_PERIODS)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        deadline=window,
+        liveliness=LivelinessPolicy.AUTOMATIC,
+        liveliness_lease_duration=window,
+    )
+
+
+def image_qos() -> QoSProfile:
+    """`camera_<n>/image_raw` and `camera_info`: newest frame only, never blocks the writer."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=1,
+        reliability=ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def diagnostics_qos() -> QoSProfile:
+    """`diagnostics`: reliable, a few messages deep (counters, episode results)."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=50,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def _periods(rate_hz: float, periods: float) -> Duration:
+    if not rate_hz > 0:
+        raise ValueError(f"a QoS deadline needs a positive rate, got {rate_hz} Hz")
+    return Duration(nanoseconds=int(periods / rate_hz * 1e9))

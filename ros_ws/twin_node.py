@@ -1,0 +1,192 @@
+"""twin_node: the MuJoCo twin as the robot at the bottom of the graph (core: sim.TwinLoop).
+
+Run: `python -m ros_ws.twin_node --ros-args -r __ns:=/fetch --params-file ros_ws/config/sim.yaml`
+
+Sim time is published on `/clock`. Each control period the twin applies the newest valid
+`joint_command`, steps, and publishes `joint_states` + `object_pose`. With `real_time` the
+period is paced by a wall timer; without, the twin steps as soon as the command answering
+the current state arrives (lockstep, as fast as the loop runs), holding after
+`lockstep_timeout_s`. After a reset it waits for the episode's goal before stepping.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from hardware.commands import CommandRejected, CommandRules
+from ros_ws import adapters
+from ros_ws.camera_publisher import CameraPublisher
+from ros_ws.node_configs import TwinNodeConfig
+from ros_ws.node_runtime import ContractNode, run_node
+from ros_ws.qos import control_qos, estop_qos, latched_qos
+from sim.latency import LatencyTracker
+from sim.twin_loop import TwinLoop
+from sim.video import BackgroundVideo
+
+
+class TwinNode(ContractNode):
+    def __init__(self) -> None:
+        super().__init__("twin_node", TwinNodeConfig)
+        cfg: TwinNodeConfig = self.config
+        self.loop = TwinLoop(cfg.task, cfg.seed)
+        period = self.loop.control_period_s
+        low, high = self.loop.io.command_limits(self.loop.twin)
+        self.rules = CommandRules(self.loop.io.command_names, low, high, cfg.command_max_age_s)
+        self.latency = LatencyTracker(deadline_s=period)
+        qos = control_qos(1.0 / period)
+        self.state_pub = self.contract_publisher(JointState, "joint_states", qos)
+        self.pose_pub = self.contract_publisher(PoseStamped, "object_pose", qos)
+        self.estop_pub = self.contract_publisher(Bool, "estop_state", estop_qos())
+        self.clock_pub = self.create_publisher(Clock, "/clock", 10)
+        self.contract_subscription(JointTrajectory, "joint_command", self._on_command, qos)
+        self.create_subscription(PoseStamped, "goal", self._on_goal, latched_qos())
+        self.create_service(Trigger, "reset", self._on_reset)
+        self.create_service(SetBool, "estop", self._on_estop)
+        self.create_service(Trigger, "enable", self._on_enable)
+        self._command: tuple[int, dict[str, float]] | None = None
+        self._awaiting_goal = False
+        self._last_publish_wall = time.monotonic()
+        self._video = _video(self.loop, cfg) if cfg.video_path else None
+        self._cameras = CameraPublisher(self, self.loop, cfg)
+        self.timer = self.steady_timer(period if cfg.real_time else 0.05, self._on_timer)
+        self.steady_timer(0.1, self._publish_estop)
+        if self._cameras.names:
+            self.steady_timer(1.0 / cfg.camera_rate_hz, self._cameras.publish)
+        self._publish_state()
+        self._publish_estop()
+
+    # -- the control period --------------------------------------------------------
+    def _on_timer(self) -> None:
+        if self.config.real_time:
+            self._advance()
+        elif time.monotonic() - self._last_publish_wall > self.config.lockstep_timeout_s:
+            self.counters["lockstep_timeouts"] += 1
+            self._advance()
+
+    def _advance(self) -> None:
+        """Apply the newest command, step one control period, publish the new state."""
+        if self._awaiting_goal:
+            return
+        if self._command is not None and not self.loop.estopped:
+            self.loop.apply(self._command[1])
+        self.loop.step()
+        if self.loop.estopped:
+            self.counters["estop_holds"] += 1
+        self._publish_state()
+
+    def _publish_state(self) -> None:
+        if self._video is not None:
+            self._video.capture()
+        sample = self.loop.joint_state()
+        self.clock_pub.publish(Clock(clock=adapters.to_time(sample.stamp_ns)))
+        now = time.monotonic()
+        self.latency.published(self.loop.stamp_ns, now)
+        self._last_publish_wall = now
+        self.state_pub.publish(adapters.joint_state_msg(sample))
+        pose = self.loop.object_pose()
+        if pose is not None:
+            self.pose_pub.publish(adapters.pose_msg(pose))
+
+    # -- inputs ----------------------------------------------------------------------
+    def _on_command(self, msg: JointTrajectory) -> None:
+        now = time.monotonic()
+        try:
+            targets = adapters.trajectory_targets(msg, self.loop.stamp_s, self.rules)
+            if self.loop.estopped:
+                raise CommandRejected("estop", "e-stop latched")
+        except CommandRejected as e:
+            self.reject(e)
+            return
+        stamp = adapters.stamp_ns(msg.header.stamp)
+        self.latency.answered(stamp, now)
+        self._command = (stamp, targets)
+        self.counters["commands_accepted"] += 1
+        if not self.config.real_time and stamp == self.loop.stamp_ns:
+            self._advance()
+
+    def _on_goal(self, msg: PoseStamped) -> None:
+        if not self._awaiting_goal:
+            return
+        goal = adapters.goal_from_msg(msg, self.loop.task.goal_dim)
+        if np.allclose(goal, self.loop.env.goal, atol=1e-9):
+            self._awaiting_goal = False
+            self.timer.reset()  # a full control period for the first command
+            self._publish_state()
+        else:
+            self.counters["goals_of_another_episode"] += 1
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
+        seed = self.loop.reset()
+        self._command = None
+        self.latency.forget_pending()
+        self._awaiting_goal = self.config.wait_for_goal
+        if not self._awaiting_goal:
+            self._publish_state()
+        # The stamp of the episode's first state: older states still in flight are not it.
+        response.success = True
+        response.message = f"seed={seed} stamp_ns={self.loop.stamp_ns}"
+        return response
+
+    def _on_estop(self, request: SetBool.Request, response: SetBool.Response):
+        if not request.data:
+            response.success = False
+            response.message = "the e-stop is released only by the 'enable' service"
+            return response
+        self.loop.engage_estop("estop service")
+        self.get_logger().warning("e-stop engaged: holding every actuator")
+        self._publish_estop()
+        response.success, response.message = True, "e-stop latched"
+        return response
+
+    def _on_enable(self, request: Trigger.Request, response: Trigger.Response):
+        self.loop.release_estop()
+        self._publish_estop()
+        response.success, response.message = True, "enabled; holding the last positions"
+        return response
+
+    # -- periodic outputs -----------------------------------------------------------
+    def _publish_estop(self) -> None:
+        self.estop_pub.publish(Bool(data=self.loop.estopped))
+
+    def diagnostics_values(self) -> dict[str, object]:
+        summary = self.latency.summary()
+        return {
+            "episodes": self.loop.episodes,
+            "estop": self.loop.estop_reason or "",
+            "latency_samples": summary.samples,
+            "latency_p50_ms": summary.p50_ms,
+            "latency_p99_ms": summary.p99_ms,
+            "latency_max_ms": summary.max_ms,
+            "deadline_misses": summary.deadline_misses,
+            "clipped_controls": self.loop.twin.clipped_controls,
+            "video_frames_dropped": self._video.dropped if self._video else 0,
+        }
+
+    def close(self) -> None:
+        if self._video is not None:
+            frames, dropped = self._video.close(), self._video.dropped
+            print(f"video: {frames} frames ({dropped} dropped) -> {self.config.video_path}")
+        self.loop.twin.close()
+
+
+def _video(loop: TwinLoop, cfg: TwinNodeConfig) -> BackgroundVideo:
+    """Real time drops frames the renderer cannot keep up with; lockstep waits for it."""
+    fps = 1.0 / loop.control_period_s
+    camera = loop.task.video_camera
+    return BackgroundVideo(loop.twin, camera, cfg.video_path, fps, drop_when_behind=cfg.real_time)
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(TwinNode, args)
+
+
+if __name__ == "__main__":
+    main()

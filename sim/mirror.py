@@ -1,0 +1,158 @@
+"""`TaskMirror`: a task's observation, achieved goal and action mapping, from measured state.
+
+A policy trained in the twin sees `Task.observation(twin)`; on the ROS graph it only gets
+`joint_states` and `object_pose`. The mirror writes those measurements into a private twin
+(positions, velocities, the object's pose) and asks the very same task code for the
+observation, so the robot-side observation cannot drift from the training one. It also
+turns a policy action into command targets through the task's own `apply_action` (for the
+Fetch tasks: the Cartesian step through the twin's IK).
+
+The object's velocity is not measured on a real robot: it is the finite difference of the
+last two poses (linear in the world frame, angular in the body frame, as the free joint's
+qvel), zero for the first pose of an episode or after a gap longer than `max_gap_s`.
+
+Run: `python -c "from sim.mirror import TaskMirror; m = TaskMirror('fetch-push'); print(m.sample_goal(0))"`
+"""  # noqa: E501
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+from numpy.typing import ArrayLike
+
+from sim.errors import ControlError, StateError
+from sim.robot_io import RobotIO
+from sim.tasks import get_task_spec, make_env
+
+_FREE = int(mujoco.mjtJoint.mjJNT_FREE)
+
+
+@dataclass(frozen=True)
+class ObjectPose:
+    """A measured object pose: position (m, world) and orientation (w, x, y, z), stamped in
+    integer nanoseconds (a float of seconds since 1970 cannot hold nanoseconds)."""
+
+    position_m: np.ndarray
+    quaternion_wxyz: np.ndarray
+    stamp_ns: int
+
+    @property
+    def stamp_s(self) -> float:
+        return self.stamp_ns * 1e-9
+
+
+class TaskMirror:
+    """One task's env, driven by measurements instead of by its own physics."""
+
+    def __init__(self, task: str, max_gap_s: float = 0.2):
+        spec = get_task_spec(task)
+        self.task_name = task
+        self.env = make_env(spec.task_class, **spec.kwargs)
+        self.task, self.twin = self.env.task, self.env.twin
+        self.robot = self.task.robot
+        self.io = RobotIO.of(self.robot, self.twin)
+        self.dt = self.env.dt
+        self.max_episode_steps = spec.max_episode_steps
+        self.max_gap_s = max_gap_s
+        self.goal = np.zeros(self.task.goal_dim)
+        free = [i for i in range(self.twin.model.njnt) if self.twin.model.jnt_type[i] == _FREE]
+        self._object_qadr = int(self.twin.model.jnt_qposadr[free[0]]) if free else None
+        self._object_dof = int(self.twin.model.jnt_dofadr[free[0]]) if free else None
+        self._last_pose: ObjectPose | None = None
+        self._target_low, self._target_high = self.io.command_limits(self.twin)
+
+    @property
+    def has_object(self) -> bool:
+        return self._object_qadr is not None
+
+    def sample_goal(self, seed: int) -> np.ndarray:
+        """The goal of the episode the env would run with `seed` (same RNG stream)."""
+        obs, _ = self.env.reset(seed=seed)
+        self._last_pose = None
+        self.goal = obs["desired_goal"].copy()
+        return self.goal.copy()
+
+    def new_episode(self) -> None:
+        """Forget the previous object pose (no velocity across an episode boundary)."""
+        self._last_pose = None
+
+    def update(
+        self,
+        positions: ArrayLike,
+        velocities: ArrayLike,
+        object_pose: ObjectPose | None = None,
+    ) -> None:
+        """Write measured joint state (in `io.joint_names` order) and the object's pose."""
+        data = self.twin.data
+        pos = np.asarray(positions, dtype=np.float64)
+        vel = np.asarray(velocities, dtype=np.float64)
+        expected = (len(self.io.joint_names),)
+        if pos.shape != expected or vel.shape != expected:
+            raise StateError(
+                f"{self.task_name}: joint state has {pos.shape}/{vel.shape} "
+                f"values, expected {expected[0]} for {list(self.io.joint_names)}"
+            )
+        if not (np.isfinite(pos).all() and np.isfinite(vel).all()):
+            raise StateError(f"{self.task_name}: non-finite measured joint state")
+        data.qpos[self.io.qpos_indices] = pos
+        data.qvel[self.io.qvel_indices] = vel
+        if object_pose is not None:
+            self._write_object(object_pose)
+        mujoco.mj_forward(self.twin.model, data)
+
+    def _write_object(self, pose: ObjectPose) -> None:
+        if self._object_qadr is None or self._object_dof is None:
+            raise StateError(f"{self.task_name} has no object; object_pose is not used")
+        quat = np.asarray(pose.quaternion_wxyz, dtype=np.float64)
+        norm = float(np.linalg.norm(quat))
+        if not (np.isfinite(pose.position_m).all() and np.isfinite(quat).all() and norm > 0.5):
+            raise StateError(f"{self.task_name}: object pose is non-finite or not a rotation")
+        quat = quat / norm
+        data, adr, dof = self.twin.data, self._object_qadr, self._object_dof
+        data.qpos[adr : adr + 3] = pose.position_m
+        data.qpos[adr + 3 : adr + 7] = quat
+        data.qvel[dof : dof + 6] = self._object_velocity(pose, quat)
+        self._last_pose = ObjectPose(np.array(pose.position_m, dtype=float), quat, pose.stamp_ns)
+
+    def _object_velocity(self, pose: ObjectPose, quat: np.ndarray) -> np.ndarray:
+        last = self._last_pose
+        velocity = np.zeros(6)
+        if last is None:
+            return velocity
+        gap = (pose.stamp_ns - last.stamp_ns) * 1e-9
+        if not 0.0 < gap <= self.max_gap_s:
+            return velocity
+        velocity[:3] = (np.asarray(pose.position_m) - last.position_m) / gap
+        mujoco.mju_subQuat(velocity[3:], quat, last.quaternion_wxyz)  # body frame
+        velocity[3:] /= gap
+        return velocity
+
+    def observation(self) -> dict[str, np.ndarray]:
+        """The env's observation dict for the mirrored state and the current goal."""
+        return {
+            "observation": self.task.observation(self.twin),
+            "achieved_goal": self.task.achieved_goal(self.twin),
+            "desired_goal": self.goal.copy(),
+        }
+
+    def achieved_goal(self) -> np.ndarray:
+        return self.task.achieved_goal(self.twin)
+
+    def is_success(self, achieved: np.ndarray, desired: np.ndarray) -> bool:
+        """The env's success test, exactly."""
+        return bool(self.task.is_success(np.asarray(achieved), np.asarray(desired)))
+
+    def command_targets(self, action: np.ndarray) -> tuple[np.ndarray, int]:
+        """Position targets, in `io.command_names` order, that the env would apply for
+        `action`, and how many were clamped into the actuators' ranges (MuJoCo clamps
+        ctrl the same way, so the targets equal what the env's physics sees)."""
+        action = np.asarray(action, dtype=np.float64)
+        low, high = self.env.action_space.low, self.env.action_space.high
+        if action.shape != low.shape or not np.isfinite(action).all():
+            raise ControlError(f"{self.task_name}: action {action} is mis-shaped or non-finite")
+        self.task.apply_action(self.twin, np.clip(action, low, high))
+        targets = self.twin.data.ctrl[self.io.actuator_ids]
+        clamped = np.clip(targets, self._target_low, self._target_high)
+        return clamped, int(np.count_nonzero(clamped != targets))

@@ -1,0 +1,66 @@
+"""What a robot reports and accepts on the topic contract, stated as data per robot.
+
+`joint_states` carries the robot's 1-DoF joints (never the manipulated object's free joint);
+`joint_command` carries position targets by *command name*. A command name is the name a
+ros2_control joint_trajectory_controller would use: the joint a servo drives (Fetch arm),
+or the actuator itself where one actuator moves a coupled pair (Fetch gripper, the hand's
+tendon-coupled distal joints). The twin, the hardware drivers and the policy node all read
+these tables, so the order and names are never implied by position in code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from sim.models.fetch.builder import ARM_ACTUATORS, ARM_JOINTS, GRIPPER_ACTUATOR
+from sim.twin import Twin
+
+# command name -> actuator name, per robot; robots not listed use their actuator names.
+COMMAND_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "fetch": (*zip(ARM_JOINTS, ARM_ACTUATORS, strict=True), ("gripper", GRIPPER_ACTUATOR)),
+}
+
+_ONE_DOF = {int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)}
+
+
+@dataclass(frozen=True)
+class RobotIO:
+    """Names and addresses of one robot's reported joints and commanded targets."""
+
+    robot: str
+    joint_names: tuple[str, ...]
+    command_names: tuple[str, ...]
+    command_actuators: tuple[str, ...]
+    qpos_indices: np.ndarray
+    qvel_indices: np.ndarray
+    actuator_ids: np.ndarray
+
+    @classmethod
+    def of(cls, robot: str, twin: Twin) -> RobotIO:
+        """The robot's reported joints (1-DoF joints of its model) and command table."""
+        model = twin.model
+        joints = tuple(
+            name for i, name in enumerate(twin.joint_names) if int(model.jnt_type[i]) in _ONE_DOF
+        )
+        table = COMMAND_TABLES.get(robot, tuple((a, a) for a in twin.actuator_names))
+        actuators = tuple(actuator for _, actuator in table)
+        return cls(
+            robot=robot,
+            joint_names=joints,
+            command_names=tuple(name for name, _ in table),
+            command_actuators=actuators,
+            qpos_indices=twin.qpos_indices(joints),
+            qvel_indices=twin.qvel_indices(joints),
+            actuator_ids=np.array([model.actuator(a).id for a in actuators], dtype=np.intp),
+        )
+
+    def command_limits(self, twin: Twin) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest and highest target of each command name (the actuators' ctrlrange)."""
+        ranges = twin.model.actuator_ctrlrange[self.actuator_ids]
+        limited = twin.model.actuator_ctrllimited[self.actuator_ids].astype(bool)
+        low = np.where(limited, ranges[:, 0], -np.inf)
+        high = np.where(limited, ranges[:, 1], np.inf)
+        return low, high

@@ -1,0 +1,141 @@
+"""`TwinLoop`: the twin as a robot on the topic contract, without ROS (the core of twin_node).
+
+It owns one task's env, steps its physics one control period at a time, reports joint
+states and the object's pose with a stamp that never goes backwards across episodes,
+applies position targets by command name, resets to seeded episodes, and latches an
+e-stop that holds every actuator where it is. A diverging simulation latches the e-stop
+too (the twin's safe state), with the reason.
+
+Run: `python -c "from sim.twin_loop import TwinLoop; t = TwinLoop('fetch-push'); t.reset(); t.step(); print(t.joint_state())"`
+"""  # noqa: E501
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hardware.commands import CommandRejected
+from sim.errors import PhysicsError
+from sim.mirror import ObjectPose
+from sim.robot_io import RobotIO
+from sim.tasks import get_task_spec, make_env
+
+_FREE = 0  # mujoco.mjtJoint.mjJNT_FREE
+
+
+@dataclass(frozen=True)
+class JointStateSample:
+    """One joint_states message's content, in `RobotIO.joint_names` order."""
+
+    stamp_ns: int
+    names: tuple[str, ...]
+    positions: np.ndarray
+    velocities: np.ndarray
+    efforts: np.ndarray
+
+    @property
+    def stamp_s(self) -> float:
+        return self.stamp_ns * 1e-9
+
+
+class TwinLoop:
+    """A task's twin stepped per control period, commanded by position targets."""
+
+    def __init__(self, task: str, seed: int = 0):
+        spec = get_task_spec(task)
+        self.task_name = task
+        self.env = make_env(spec.task_class, **spec.kwargs)
+        self.twin, self.task = self.env.twin, self.env.task
+        self.io = RobotIO.of(self.task.robot, self.twin)
+        self.control_period_s = self.env.dt
+        self.seed = seed
+        self.episodes = 0
+        self.estop_reason: str | None = None
+        # Stamps count control periods in integer nanoseconds: exact, so a command's stamp
+        # matches the state it answers after any number of float round trips.
+        self._period_ns = round(self.control_period_s * 1e9)
+        self._ticks = 1
+        model = self.twin.model
+        free = [i for i in range(model.njnt) if model.jnt_type[i] == _FREE]
+        self._object_qadr = int(model.jnt_qposadr[free[0]]) if free else None
+        self._dof_efforts = self.io.qvel_indices
+        self.reset()
+        self.episodes = 0
+
+    @property
+    def estopped(self) -> bool:
+        return self.estop_reason is not None
+
+    @property
+    def stamp_ns(self) -> int:
+        """Sim time of the current state in ns: one control period per step or reset, so
+        it never goes backwards, and starts > 0 (a zero stamp is invalid on the contract)."""
+        return self._ticks * self._period_ns
+
+    @property
+    def stamp_s(self) -> float:
+        return self.stamp_ns * 1e-9
+
+    def reset(self) -> int:
+        """Start the next seeded episode (seed + episode index); returns the seed used.
+
+        The e-stop stays latched: a reset moves the sim, never releases a stop.
+        """
+        self._ticks += 1
+        episode_seed = self.seed + self.episodes
+        self.env.reset(seed=episode_seed)
+        self.episodes += 1
+        if self.estopped:
+            self._hold()
+        return episode_seed
+
+    def apply(self, targets: dict[str, float]) -> None:
+        """Set position targets by command name (already validated by the caller)."""
+        if self.estopped:
+            raise CommandRejected("estop", f"e-stop latched ({self.estop_reason}); ignored")
+        ctrl = self.twin.data.ctrl
+        for name, value in targets.items():
+            ctrl[self.io.actuator_ids[self.io.command_names.index(name)]] = value
+
+    def step(self) -> None:
+        """Advance one control period; a diverging simulation latches the e-stop."""
+        self._ticks += 1
+        try:
+            self.twin.step(nstep=self.task.frame_skip)
+        except PhysicsError as e:
+            self.engage_estop(f"physics diverged: {e}")
+            self.twin.reset()
+
+    def engage_estop(self, reason: str) -> None:
+        """Latch the e-stop and hold every actuator at its current position."""
+        if self.estop_reason is None:
+            self.estop_reason = reason
+        self._hold()
+
+    def release_estop(self) -> None:
+        """Explicitly release the latch; targets stay at the held positions."""
+        self.estop_reason = None
+
+    def _hold(self) -> None:
+        """Targets := where each actuator is now (position servos then hold still)."""
+        data, model = self.twin.data, self.twin.model
+        low, high = model.actuator_ctrlrange[:, 0], model.actuator_ctrlrange[:, 1]
+        data.ctrl[:] = np.clip(data.actuator_length, low, high)
+
+    def joint_state(self) -> JointStateSample:
+        data = self.twin.data
+        return JointStateSample(
+            stamp_ns=self.stamp_ns,
+            names=self.io.joint_names,
+            positions=data.qpos[self.io.qpos_indices].copy(),
+            velocities=data.qvel[self.io.qvel_indices].copy(),
+            efforts=data.qfrc_actuator[self._dof_efforts].copy(),
+        )
+
+    def object_pose(self) -> ObjectPose | None:
+        """The object's pose (its free joint), or None in tasks without an object."""
+        if self._object_qadr is None:
+            return None
+        q = self.twin.data.qpos[self._object_qadr : self._object_qadr + 7]
+        return ObjectPose(q[:3].copy(), q[3:].copy(), self.stamp_ns)

@@ -1,0 +1,188 @@
+"""The plain-Python cores under the ROS nodes, tested without a DDS runtime: the task mirror,
+the twin loop, the episode judge, the policy controller and the latency tracker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hardware.commands import CommandRejected
+from policies.controller import PolicyController, PolicyMismatchError
+from sim.episodes import EpisodeJudge
+from sim.latency import LatencyTracker
+from sim.mirror import TaskMirror
+from sim.tasks import TASKS
+from sim.twin_loop import TwinLoop
+
+PUSH_POLICY = "policies/zoo/fetch-push.onnx"
+
+
+@pytest.mark.parametrize("task", ["fetch-reach", "fetch-push", "hand-block-rotate-z"])
+def test_mirror_reproduces_the_env_observation_from_measured_state(task: str) -> None:
+    """Given the same state, positions are exact and joint velocities are measured; the
+    object's velocity is the finite difference of its poses, so only those entries may
+    differ. (After mj_step MuJoCo's derived positions are one physics substep old; the
+    mirror's are fresh, so the comparison runs mj_forward on the env's twin first.)"""
+    loop, mirror = TwinLoop(task, seed=3), TaskMirror(task)
+    loop.reset()
+    mirror.sample_goal(3)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        loop.apply(dict(zip(loop.io.command_names, _random_targets(loop, rng), strict=True)))
+        loop.step()
+        state = loop.joint_state()
+        mirror.update(state.positions, state.velocities, loop.object_pose())
+        observed = mirror.observation()
+        loop.twin.forward()
+        expected = loop.env._observe()
+        np.testing.assert_allclose(observed["achieved_goal"], expected["achieved_goal"], atol=1e-9)
+        np.testing.assert_array_equal(observed["desired_goal"], expected["desired_goal"])
+    if task == "fetch-reach":  # no object: everything measured
+        np.testing.assert_allclose(observed["observation"], expected["observation"], atol=1e-9)
+
+
+def _random_targets(loop: TwinLoop, rng: np.random.Generator) -> np.ndarray:
+    low, high = loop.io.command_limits(loop.twin)
+    current = loop.twin.data.ctrl[loop.io.actuator_ids]
+    return np.clip(current + rng.normal(0, 0.05, current.shape), low, high)
+
+
+def test_twin_loop_stamps_only_increase_and_reset_uses_seed_plus_episode() -> None:
+    loop = TwinLoop("fetch-push", seed=10)
+    stamps = [loop.stamp_ns]
+    assert loop.reset() == 10
+    stamps.append(loop.stamp_ns)
+    loop.step()
+    stamps.append(loop.stamp_ns)
+    assert loop.reset() == 11
+    stamps.append(loop.stamp_ns)
+    assert stamps[0] > 0 and np.all(np.diff(stamps) > 0)
+
+
+def test_estop_holds_the_arm_still_refuses_commands_and_survives_reset() -> None:
+    loop = TwinLoop("fetch-push")
+    loop.reset()
+    loop.apply({"shoulder_pan_joint": 0.6})  # a large move under way
+    loop.step()
+    loop.engage_estop("test")
+    held = loop.joint_state().positions
+    for _ in range(25):
+        loop.step()
+    assert np.abs(loop.joint_state().positions - held).max() < 0.01
+    with pytest.raises(CommandRejected, match="estop"):
+        loop.apply({"shoulder_pan_joint": 0.0})
+    loop.reset()
+    assert loop.estopped, "a reset must never release the e-stop"
+    loop.release_estop()
+    loop.apply({"shoulder_pan_joint": 0.0})
+
+
+def test_episode_judge_agrees_with_the_env_on_success() -> None:
+    """Drive the twin with the zoo policy; the judge, seeing only measured state, must
+    reach the env's verdict for every episode."""
+    loop = TwinLoop("fetch-push", seed=0)
+    judge = EpisodeJudge("fetch-push")
+    controller = PolicyController.load(PUSH_POLICY, "fetch")
+    for _ in range(4):
+        goal = judge.start(loop.reset())
+        np.testing.assert_array_equal(goal, loop.env.goal)
+        controller.on_goal(goal, 0.0)
+        controller.on_estop(False, 0.0)
+        result = None
+        while result is None:
+            state, pose = loop.joint_state(), loop.object_pose()
+            result = judge.observe(state.stamp_s, state.positions, state.velocities, pose)
+            controller.on_joint_state(state.stamp_ns, state.names, *_pv(state), now_s=0.0)
+            controller.on_object_pose(pose, 0.0)
+            decision = controller.decide(0.0)
+            loop.apply(dict(zip(controller.command_names, decision.targets, strict=True)))
+            loop.step()
+        env_success = bool(loop.task.is_success(judge.mirror.achieved_goal(), loop.env.goal))
+        assert result.steps == TASKS["fetch-push"].max_episode_steps
+        assert result.success == env_success
+    assert [r.seed for r in judge.results] == [0, 1, 2, 3]
+
+
+def _pv(state) -> tuple[np.ndarray, np.ndarray]:
+    return state.positions, state.velocities
+
+
+def _fed_controller(now: float = 0.0) -> tuple[PolicyController, TwinLoop]:
+    loop = TwinLoop("fetch-push")
+    controller = PolicyController.load(PUSH_POLICY, "fetch")
+    controller.on_goal(loop.env.goal, now)
+    controller.on_estop(False, now)
+    state = loop.joint_state()
+    controller.on_joint_state(state.stamp_ns, state.names, *_pv(state), now_s=now)
+    controller.on_object_pose(loop.object_pose(), now)
+    return controller, loop
+
+
+def test_controller_acts_once_per_state_and_holds_on_stale_inputs() -> None:
+    controller, _ = _fed_controller(now=0.0)
+    assert controller.decide(0.01).targets is not None
+    assert controller.decide(0.02).hold_reason == "no_new_state"
+    stale = controller.decide(0.01 + controller.stale_after_s + 0.01)
+    assert stale.targets is None and stale.hold_reason == "stale_joint_states"
+    assert controller.counters["hold_stale_joint_states"] == 1
+
+
+@pytest.mark.parametrize(("estop", "reason"), [(True, "estop"), (None, "estop_unknown")])
+def test_controller_never_acts_under_estop_or_without_estop_news(estop, reason) -> None:
+    controller, _ = _fed_controller()
+    if estop is None:
+        controller.on_estop(False, -10.0)  # last heard long ago: the source went silent
+    else:
+        controller.on_estop(estop, 0.0)
+    decision = controller.decide(0.01)
+    assert decision.targets is None and decision.hold_reason == reason
+
+
+@pytest.mark.parametrize(
+    ("names", "positions", "reason"),
+    [
+        (["shoulder_pan_joint"], [0.0], "dropped_joint_states_missing_joint"),
+        (["a", "a"], [0.0, 1.0], "dropped_joint_states_duplicate_joint"),
+        (None, "nan", "dropped_joint_states_non_finite"),
+        (None, "short", "dropped_joint_states_size_mismatch"),
+    ],
+)
+def test_controller_drops_and_counts_bad_joint_states(names, positions, reason) -> None:
+    controller, loop = _fed_controller()
+    state = loop.joint_state()
+    names = list(state.names) if names is None else names
+    if positions == "nan":
+        positions = [float("nan"), *state.positions[1:]]
+    elif positions == "short":
+        positions = list(state.positions[:-1])
+    assert not controller.on_joint_state(2_000_000_000, names, positions, [], now_s=0.0)
+    assert controller.counters[reason] == 1
+
+
+def test_a_policy_for_another_robot_refuses_to_start_naming_both() -> None:
+    with pytest.raises(PolicyMismatchError, match=r"'fetch'.*'shadow_hand'"):
+        PolicyController.load(PUSH_POLICY, "shadow_hand")
+
+
+def test_latency_tracker_pairs_states_with_answers_and_counts_misses() -> None:
+    tracker = LatencyTracker(deadline_s=0.04)
+    tracker.published(1, 0.0)
+    tracker.published(2, 0.01)  # first state unanswered, but not armed yet: no miss
+    assert tracker.answered(2, 0.012) == pytest.approx(0.002)
+    tracker.published(3, 0.04)
+    tracker.published(4, 0.09)  # state 3 waited 50 ms > 40 ms: a miss
+    assert tracker.answered(4, 0.15) == pytest.approx(0.06)  # late: a miss too
+    summary = tracker.summary()
+    assert summary.samples == 2 and summary.deadline_misses == 2
+    assert tracker.answered(99, 1.0) is None
+
+
+def test_the_command_carries_its_state_stamp_to_the_nanosecond() -> None:
+    """Robot stamps are epoch nanoseconds, which a float of seconds cannot hold."""
+    controller, loop = _fed_controller()
+    stamp_ns = 1_795_378_132_123_456_789
+    state = loop.joint_state()
+    controller.on_joint_state(stamp_ns, state.names, *_pv(state), now_s=0.0)
+    pose = loop.object_pose()
+    controller.on_object_pose(type(pose)(pose.position_m, pose.quaternion_wxyz, stamp_ns), 0.0)
+    assert controller.decide(0.0).stamp_ns == stamp_ns

@@ -1,0 +1,120 @@
+"""`twinbridge sim`: the main job, its supervision, and the fidelity of the ROS loop."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ros_processes import ROOT, private_domain
+
+TWINBRIDGE = [sys.executable, "-m", "sim.cli"]
+
+
+def _sim(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    command = [*TWINBRIDGE, "sim", "--domain-id", str(private_domain()), *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def test_fast_bringup_reaches_rollout_success_on_the_same_seeds(tmp_path: Path) -> None:
+    """Issue 4 item 7: within 5 points of `twinbridge rollout` on the same 50 seeds."""
+    result = _sim(
+        "--episodes", "50", "--fast", "--seed", "0", "--json", "--log-dir", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(summary) == {
+        "task",
+        "episodes",
+        "success_rate",
+        "control_latency_ms",
+        "deadline_misses",
+    }
+    assert summary["episodes"] == 50 and summary["task"] == "fetch-push"
+    assert all(math.isfinite(summary["control_latency_ms"][k]) for k in ("p50", "p99", "max"))
+    policy = ["--policy", "policies/zoo/fetch-push.onnx"]
+    rollout = subprocess.run(
+        [
+            *TWINBRIDGE,
+            "rollout",
+            "--task",
+            "fetch-push",
+            "--episodes",
+            "50",
+            "--seed",
+            "0",
+            *policy,
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    reference = json.loads(rollout.stdout.strip().splitlines()[-1])["success_rate"]
+    assert abs(summary["success_rate"] - reference) <= 0.05, (summary, reference)
+
+
+def test_a_node_that_dies_is_named_and_the_others_stop(tmp_path: Path) -> None:
+    """A policy whose bytes no longer match its card: policy_node refuses to start."""
+    for suffix in (".onnx", ".json"):
+        shutil.copy(ROOT / f"policies/zoo/fetch-push{suffix}", tmp_path / f"fetch-push{suffix}")
+    with open(tmp_path / "fetch-push.onnx", "ab") as f:
+        f.write(b"\0")
+    logs = tmp_path / "logs"
+    result = _sim("--policy", str(tmp_path / "fetch-push.onnx"), "--log-dir", str(logs))
+    assert result.returncode == 1
+    assert "policy_node exited with code 2" in result.stderr
+    assert "sha256" in result.stderr  # the node's own reason, from its log
+    for node in ("twin_node", "task_node"):
+        assert (logs / f"{node}.log").exists()
+
+
+def test_ctrl_c_stops_every_node_within_two_seconds(tmp_path: Path) -> None:
+    command = [*TWINBRIDGE, "sim", "--episodes", "1000", "--domain-id", str(private_domain())]
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        supervisor = subprocess.Popen(
+            [*command, "--log-dir", str(tmp_path)], cwd=ROOT, stdout=stdout, stderr=stderr
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "episode" not in out.read_text() and time.monotonic() < deadline:
+            assert supervisor.poll() is None, err.read_text()
+            time.sleep(0.1)
+        assert "episode" in out.read_text(), err.read_text()
+        nodes = _children(supervisor.pid)
+        assert len(nodes) == 3
+        start = time.monotonic()
+        supervisor.send_signal(signal.SIGINT)
+        code = supervisor.wait(timeout=10)
+        elapsed = time.monotonic() - start
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+    assert code == 130, err.read_text()
+    assert elapsed < 2.0, f"stopping took {elapsed:.2f} s"
+    assert all(not Path(f"/proc/{pid}").exists() for pid in nodes)
+
+
+def test_a_policy_for_another_task_is_refused_before_anything_starts() -> None:
+    result = _sim("--task", "fetch-reach", "--policy", "policies/zoo/fetch-push.onnx")
+    assert result.returncode == 2
+    assert "'fetch-push'" in result.stderr and "'fetch-reach'" in result.stderr
