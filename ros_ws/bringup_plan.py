@@ -48,6 +48,17 @@ class NodeLaunch:
             args += ["-p", f"{key}:={_yaml_scalar(value)}"]
         return args
 
+    def launch_node_arguments(self) -> dict[str, Any]:
+        """Keyword arguments of `launch_ros.actions.Node` that start this node as planned."""
+        return {
+            "package": "twinbridge",
+            "executable": self.name,
+            "name": self.name,
+            "namespace": self.namespace,
+            "parameters": [str(self.params_file), *([self.overrides] if self.overrides else [])],
+            "output": "screen",
+        }
+
     def parameters(self) -> dict[str, Any]:
         """The parameter values this node will run with (file, then overrides)."""
         values = load_node_parameters(self.params_file, self.name, f"/{self.namespace}")

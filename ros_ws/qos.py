@@ -34,16 +34,7 @@ ESTOP_HEARTBEAT_HZ = 10.0
 
 def control_qos(control_rate_hz: float) -> QoSProfile:
     """joint_states, object_pose and joint_command at `control_rate_hz`."""
-    window = _periods(control_rate_hz, DEADLINE_PERIODS)
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=5,
-        reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.VOLATILE,
-        deadline=window,
-        liveliness=LivelinessPolicy.AUTOMATIC,
-        liveliness_lease_duration=window,
-    )
+    return _watched(control_rate_hz, depth=5, durability=DurabilityPolicy.VOLATILE)
 
 
 def latched_qos() -> QoSProfile:
@@ -58,12 +49,17 @@ def latched_qos() -> QoSProfile:
 
 def estop_qos() -> QoSProfile:
     """`estop_state`: latched, heartbeat at ESTOP_HEARTBEAT_HZ, deadline 3 heartbeats."""
-    window = _periods(ESTOP_HEARTBEAT_HZ, DEADLINE_PERIODS)
+    return _watched(ESTOP_HEARTBEAT_HZ, depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def _watched(rate_hz: float, depth: int, durability: DurabilityPolicy) -> QoSProfile:
+    """Reliable, with a deadline and an AUTOMATIC liveliness lease of DEADLINE_PERIODS."""
+    window = _periods(rate_hz, DEADLINE_PERIODS)
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
-        depth=1,
+        depth=depth,
         reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        durability=durability,
         deadline=window,
         liveliness=LivelinessPolicy.AUTOMATIC,
         liveliness_lease_duration=window,

@@ -20,17 +20,5 @@ def generate_launch_description():
     problems = lint_environment(os.environ, profile="robot")
     if problems:
         raise RuntimeError("robot.launch.py refuses to start: " + "; ".join(problems))
-    actions = []
-    for launch in plan(ROBOT_NODES, ROBOT_CONFIG):
-        parameters = [str(launch.params_file)] + ([launch.overrides] if launch.overrides else [])
-        actions.append(
-            Node(
-                package="twinbridge",
-                executable=launch.name,
-                name=launch.name,
-                namespace=launch.namespace,
-                parameters=parameters,
-                output="screen",
-            )
-        )
-    return LaunchDescription(actions)
+    nodes = plan(ROBOT_NODES, ROBOT_CONFIG)
+    return LaunchDescription([Node(**launch.launch_node_arguments()) for launch in nodes])

@@ -23,16 +23,6 @@ def generate_launch_description():
     actions = [
         SetEnvironmentVariable(name, value) for name, value in sim_discovery(domain).items()
     ]
-    for launch in plan(SIM_NODES, SIM_CONFIG):
-        parameters = [str(launch.params_file)] + ([launch.overrides] if launch.overrides else [])
-        actions.append(
-            Node(
-                package="twinbridge",
-                executable=launch.name,
-                name=launch.name,
-                namespace=launch.namespace,
-                parameters=parameters,
-                output="screen",
-            )
-        )
+    nodes = plan(SIM_NODES, SIM_CONFIG)
+    actions += [Node(**launch.launch_node_arguments()) for launch in nodes]
     return LaunchDescription(actions)
