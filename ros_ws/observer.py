@@ -12,6 +12,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 
 from ros_ws import adapters
 from ros_ws.qos import diagnostics_qos
@@ -22,7 +23,9 @@ class BringupObserver:
 
     def __init__(self, namespace: str):
         self._context = Context()
-        rclpy.init(context=self._context)
+        # No rclpy signal handlers: Ctrl-C must reach `twinbridge sim` as KeyboardInterrupt,
+        # which stops the node processes, rather than only shut this context down.
+        rclpy.init(context=self._context, signal_handler_options=SignalHandlerOptions.NO)
         self._node = rclpy.create_node("bringup_observer", context=self._context)
         self._executor = SingleThreadedExecutor(context=self._context)
         self._executor.add_node(self._node)
@@ -38,7 +41,7 @@ class BringupObserver:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._executor.shutdown()
+        self._executor.shutdown(timeout_sec=1.0)
         self._node.destroy_node()
         rclpy.try_shutdown(context=self._context)
 
