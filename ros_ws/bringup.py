@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,11 +92,17 @@ def run(args: argparse.Namespace) -> int:
     args.log_dir.mkdir(parents=True, exist_ok=True)
     from ros_ws.observer import BringupObserver  # rclpy, only for this command
 
+    # Ctrl-C and SIGTERM set a flag that the loop reads between spins: an exception raised
+    # inside rclpy's wait could leave its executor locked, and the shutdown with it.
+    stop_requested = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop_requested.set())
+
     # The observer subscribes before any node exists, so no episode report is missed.
     with BringupObserver(launches[0].namespace) as observer:
         processes = {launch.name: _start(launch, env, args.log_dir) for launch in launches}
         try:
-            summary, failure = _observe(args, observer, processes)
+            summary, failure = _observe(args, observer, processes, stop_requested)
         except KeyboardInterrupt:
             _stop(processes)
             print("twinbridge sim: interrupted; every node stopped", file=sys.stderr)
@@ -169,12 +176,17 @@ def _start(launch: NodeLaunch, env: dict[str, str], log_dir: Path) -> subprocess
 
 
 def _observe(
-    args: argparse.Namespace, observer: Any, processes: dict[str, subprocess.Popen]
+    args: argparse.Namespace,
+    observer: Any,
+    processes: dict[str, subprocess.Popen],
+    stop_requested: threading.Event,
 ) -> tuple[Summary, str]:
     """Follow the run through `diagnostics` until the task node is done or a node dies."""
     summary = Summary(task=args.task)
     printed = 0
     while True:
+        if stop_requested.is_set():
+            raise KeyboardInterrupt
         for result in observer.poll(0.1):
             if not args.json:
                 for missed in range(printed, int(result["episode"])):  # joined late

@@ -104,7 +104,14 @@ def test_ctrl_c_stops_every_node_within_two_seconds(tmp_path: Path) -> None:
         assert len(nodes) == 3
         start = time.monotonic()
         supervisor.send_signal(signal.SIGINT)
-        code = supervisor.wait(timeout=10)
+        try:
+            code = supervisor.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            alive = [pid for pid in nodes if Path(f"/proc/{pid}").exists()]
+            raise AssertionError(
+                f"twinbridge sim still running 10 s after Ctrl-C; nodes alive: {alive}\n"
+                + err.read_text()[-3000:]
+            ) from None
         elapsed = time.monotonic() - start
     finally:
         if supervisor.poll() is None:
