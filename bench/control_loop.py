@@ -5,7 +5,8 @@ Run: `.venv/bin/python bench/control_loop.py --json` (`--duration-s 20` for a sh
 about (2 + 9 + 2) x duration plus ~2 s per process start with the default variants).
 
 Every endpoint pair runs in two processes (bench/ros_procs.py, or the project's policy node)
-with one random ROS_DOMAIN_ID for the whole run and RMW_IMPLEMENTATION=rmw_fastrtps_cpp;
+with a ROS_DOMAIN_ID of its own per measurement (a random base, then consecutive) and
+RMW_IMPLEMENTATION=rmw_fastrtps_cpp;
 the transport variant decides the discovery range and Fast DDS transports (TRANSPORTS):
 
 - pingpong: a JointState (10 joints) at 100 Hz, echoed at once by the other process, both
@@ -50,6 +51,7 @@ figures are in the JSON; the table pools the three 200x200 streams.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -235,10 +237,17 @@ class BenchConfig:
 
 
 # -- child processes ------------------------------------------------------------------------
+_MEASUREMENTS = itertools.count()
+
+
 def child_env(config: BenchConfig, transport: str, folder: Path) -> dict[str, str]:
+    """One measurement's environment, on a domain of its own (the run's id + the
+    measurement's index): endpoints of the previous measurement, still being undiscovered,
+    must not meet the next one (their QoS differs, and the nodes treat that as fatal)."""
     env = {k: v for k, v in os.environ.items() if k not in CLEARED_ENV}
+    domain = (config.domain_id - 1 + next(_MEASUREMENTS)) % 101 + 1
     env.update(
-        ROS_DOMAIN_ID=str(config.domain_id),
+        ROS_DOMAIN_ID=str(domain),
         RMW_IMPLEMENTATION="rmw_fastrtps_cpp",
         PYTHONUNBUFFERED="1",
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),

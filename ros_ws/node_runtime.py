@@ -32,6 +32,7 @@ from sim.errors import TwinbridgeError
 
 EXIT_INCOMPATIBLE_QOS = 3
 EXIT_BAD_CONFIG = 2
+STARTUP_WINDOW_S = 10.0  # incompatible QoS within this long of start-up is fatal
 EXIT_FAILED = 1
 
 
@@ -48,6 +49,7 @@ class ContractNode(Node):
         )
         self.failure: tuple[str, int] | None = None  # (why, exit code), set by `fail`
         self.finished = False  # set when the node's work is done; run_node then exits 0
+        self._started_s = time.monotonic()
         # A lambda: rclpy passes a TimerInfo to callbacks whose signature takes an argument.
         self.steady_timer(
             1.0 / self.config.diagnostics_rate_hz, lambda: self.publish_diagnostics()
@@ -74,11 +76,16 @@ class ContractNode(Node):
         return self.create_subscription(msg_type, topic, callback, qos, event_callbacks=events)
 
     def _incompatible(self, topic: str, event: Any) -> None:
+        """Fatal while the graph comes up (R22: a broken contract fails the start-up).
+        Later, a stray peer (a tool with other QoS) gets no messages and is reported, but
+        cannot stop a running robot."""
         policy = getattr(event, "last_policy_kind", "?")
-        self.fail(
-            f"incompatible QoS on {topic} (policy {policy}); fix the peer's QoS",
-            EXIT_INCOMPATIBLE_QOS,
-        )
+        message = f"incompatible QoS on {topic} (policy {policy}); fix the peer's QoS"
+        if time.monotonic() - self._started_s < STARTUP_WINDOW_S:
+            self.fail(message, EXIT_INCOMPATIBLE_QOS)
+        else:
+            self.counters[f"incompatible_qos_{topic}"] += 1
+            self.get_logger().error(message)
 
     def fail(self, message: str, exit_code: int = 1) -> None:
         """Stop the node with `exit_code` after this callback. Raising from a callback is
