@@ -27,6 +27,7 @@ from typing import Any
 from ros_ws.bringup_plan import SIM_CONFIG, SIM_NODES, NodeLaunch, plan
 from ros_ws.discovery import MAX_DOMAIN_ID, default_domain_id, sim_environment
 from ros_ws.node_configs import resolve_data_path
+from ros_ws.node_runtime_env import SUPERVISOR_PID_VARIABLE
 from sim.errors import TwinbridgeError
 from sim.tasks import DEFAULT_TASK, TASKS
 
@@ -171,6 +172,8 @@ def _check_policy_task(policy_path: str, task: str) -> None:
 def _start(launch: NodeLaunch, env: dict[str, str], log_dir: Path) -> subprocess.Popen:
     """One node as its own process, its output in log_dir/<node>.log."""
     command = [sys.executable, "-m", f"ros_ws.{launch.name}", *launch.ros_arguments()]
+    # The node asks Linux to SIGINT it if this process dies (ros_ws/node_runtime_env.py).
+    env = {**env, SUPERVISOR_PID_VARIABLE: str(os.getpid())}
     with open(log_dir / f"{launch.name}.log", "w") as log:
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 

@@ -26,6 +26,7 @@ from hardware.commands import CommandRejected
 from policies.errors import PolicyError
 from ros_ws import adapters
 from ros_ws.node_configs import ParameterFileError
+from ros_ws.node_runtime_env import stop_with_supervisor
 from ros_ws.params import declared_config
 from ros_ws.qos import diagnostics_qos
 from sim.errors import TwinbridgeError
@@ -136,6 +137,8 @@ class ContractNode(Node):
 
 def run_node(node_class: Callable[[], ContractNode], args: list[str] | None = None) -> None:
     """rclpy.init, spin until Ctrl-C / shutdown, close; exit non-zero on a broken contract."""
+    if not stop_with_supervisor():
+        sys.exit(f"{_name(node_class)}: its supervisor (twinbridge sim) is gone; not starting")
     rclpy.init(args=args)
     code = 0
     node = None

@@ -35,7 +35,6 @@ import ctypes
 import multiprocessing as mp
 import os
 import signal
-import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from sim.errors import ConfigError, TwinbridgeError
+from sim.process import die_with_parent
 from sim.tasks import DEFAULT_TASK, TASKS, make_task_env
 
 _ALIGN_BYTES = 64  # each shared array starts on its own cache line
@@ -266,18 +266,6 @@ class _WorkerEnvs:
             array[j] = obs[key]
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (no-op elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return  # best effort; the closed pipe still ends the worker
-
-
 def _failure(e: BaseException, env_index: int | None) -> _RemoteFailure:
     """Strings only: the original exception may not pickle, or its class not import here."""
     return _RemoteFailure(type(e).__name__, str(e), traceback.format_exc(), env_index)
@@ -286,7 +274,7 @@ def _failure(e: BaseException, env_index: int | None) -> _RemoteFailure:
 def _worker_main(spec: _WorkerSpec, conn: Connection, parent_conn: Connection | None, buffer):
     """Entry point of a worker process: build the sub-envs, then serve commands until closed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    die_with_parent()  # the closed pipe would end the worker too
     if parent_conn is not None:
         parent_conn.close()  # with "fork", drop our copy of the parent's end: EOF works then
     if spec.cpu is not None:

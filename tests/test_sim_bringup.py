@@ -125,3 +125,29 @@ def test_a_policy_for_another_task_is_refused_before_anything_starts() -> None:
     result = _sim("--task", "fetch-reach", "--policy", "policies/zoo/fetch-push.onnx")
     assert result.returncode == 2
     assert "'fetch-push'" in result.stderr and "'fetch-reach'" in result.stderr
+
+
+def test_nodes_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    """No orphaned robot nodes: SIGKILL of `twinbridge sim` makes its nodes shut down."""
+    command = [*TWINBRIDGE, "sim", "--episodes", "1000", "--domain-id", str(private_domain())]
+    out = tmp_path / "stdout"
+    with open(out, "w") as stdout:
+        supervisor = subprocess.Popen(
+            [*command, "--log-dir", str(tmp_path)], cwd=ROOT, stdout=stdout
+        )
+    deadline = time.monotonic() + 60
+    while len(_children(supervisor.pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    nodes = _children(supervisor.pid)
+    time.sleep(3)  # the nodes are up (they arm the parent-death signal first thing)
+    supervisor.kill()
+    supervisor.wait()
+    deadline = time.monotonic() + 5
+    while any(Path(f"/proc/{pid}").exists() for pid in nodes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in nodes:  # reap nothing here: they were the supervisor's children
+        assert (
+            not Path(f"/proc/{pid}/cmdline").exists()
+            or not Path(f"/proc/{pid}/cmdline").read_bytes()
+        ), f"node {pid} outlived its supervisor"
+    assert len(nodes) == 3
