@@ -8,6 +8,7 @@ drops in `self.counters`, and returns its own figures from `diagnostics_values`.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from collections import Counter
@@ -163,6 +164,9 @@ def run_node(node_class: Callable[[], ContractNode], args: list[str] | None = No
             print(f"{_name(node_class)} stopped: {e}", file=sys.stderr)
             code = EXIT_FAILED
     finally:
+        # Shutdown is under way: a second Ctrl-C (or one arriving late) must not interrupt
+        # the clean-up, which finishes files such as the MP4.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.close()
             node.destroy_node()

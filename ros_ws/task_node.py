@@ -85,16 +85,20 @@ class TaskNode(ContractNode):
         self._judge()
 
     def _judge(self) -> None:
-        """Feed every state whose joint state and object pose (if any) both arrived."""
-        for key in sorted(self._states):
-            if self.judge.mirror.has_object and key not in self._poses:
-                continue
+        """Feed every state whose joint state and object pose (if any) both arrived, in
+        stamp order; what is older than the newest judged state can no longer pair."""
+        paired = sorted(
+            k for k in self._states if not self.judge.mirror.has_object or k in self._poses
+        )
+        for key in paired:
             stamp, pos, vel = self._states.pop(key)
             result = self.judge.observe(stamp, pos, vel, self._poses.pop(key, None))
             if result is not None:
                 self._report(result)
-        for stale in [k for k in self._poses if k < min(self._states, default=k + 1) - 10**9]:
-            del self._poses[stale]
+        if paired:
+            newest = paired[-1]
+            self._states = {k: v for k, v in self._states.items() if k > newest}
+            self._poses = {k: v for k, v in self._poses.items() if k > newest}
 
     def _report(self, result: EpisodeResult) -> None:
         self.get_logger().info(

@@ -11,6 +11,7 @@ these tables, so the order and names are never implied by position in code.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import mujoco
 import numpy as np
@@ -56,6 +57,14 @@ class RobotIO:
             qvel_indices=twin.qvel_indices(joints),
             actuator_ids=np.array([model.actuator(a).id for a in actuators], dtype=np.intp),
         )
+
+    def actuator_of(self, command_name: str) -> int:
+        """The actuator id a command name drives."""
+        return int(self.actuator_ids[self._command_index[command_name]])
+
+    @cached_property
+    def _command_index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.command_names)}
 
     def command_limits(self, twin: Twin) -> tuple[np.ndarray, np.ndarray]:
         """Lowest and highest target of each command name (the actuators' ctrlrange)."""

@@ -96,7 +96,7 @@ class TwinLoop:
             raise CommandRejected("estop", f"e-stop latched ({self.estop_reason}); ignored")
         ctrl = self.twin.data.ctrl
         for name, value in targets.items():
-            ctrl[self.io.actuator_ids[self.io.command_names.index(name)]] = value
+            ctrl[self.io.actuator_of(name)] = value
 
     def step(self) -> None:
         """Advance one control period; a diverging simulation latches the e-stop."""
