@@ -12,6 +12,7 @@ Each rejection is a `CommandRejected` whose `reason` is a short stable key (coun
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -81,9 +82,12 @@ def _check_names(names: Sequence[str], rules: CommandRules) -> None:
         raise CommandRejected("no_joints", "joint_names is empty")
     unknown = [n for n in names if n not in rules.names]
     if unknown:
-        raise CommandRejected("unknown_joint", f"{unknown} not in {list(rules.names)}")
+        # A hostile message may carry a million names: the message stays short.
+        shown = ", ".join(repr(n[:40]) for n in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise CommandRejected("unknown_joint", f"[{shown}]{more} not in {list(rules.names)}")
     if len(set(names)) != len(names):
-        raise CommandRejected("duplicate_joint", f"joint_names {list(names)} repeat a name")
+        raise CommandRejected("duplicate_joint", f"joint_names repeat {_repeated(names)}")
 
 
 def _check_stamp(stamp_s: float, now_s: float, rules: CommandRules) -> None:
@@ -159,7 +163,7 @@ def validate_joint_state(
             f"{len(names)} names, {len(positions)} positions, {len(velocities)} velocities",
         )
     if len(set(names)) != len(names):
-        raise CommandRejected("duplicate_joint", f"name {list(names)} repeats a joint")
+        raise CommandRejected("duplicate_joint", f"name repeats {_repeated(names)}")
     index = {name: i for i, name in enumerate(names)}
     missing = [name for name in expected if name not in index]
     if missing:
@@ -174,3 +178,9 @@ def validate_joint_state(
     if not (np.isfinite(pos).all() and np.isfinite(vel).all()):
         raise CommandRejected("non_finite", "joint_states holds NaN or inf")
     return pos, vel
+
+
+def _repeated(names: Sequence[str]) -> list[str]:
+    """Up to five repeated names, each cut to 40 characters (messages stay short)."""
+    counts = Counter(names)
+    return sorted(name[:40] for name, count in counts.items() if count > 1)[:5]

@@ -16,6 +16,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from hardware.commands import CommandRules, TrajectoryPoint, validate_trajectory
+from hardware.interface import Measurement
 from sim.mirror import ObjectPose
 from sim.twin_loop import JointStateSample
 
@@ -52,6 +53,20 @@ def joint_state_fields(
 ) -> tuple[int, Sequence[str], Sequence[float], Sequence[float]]:
     """(stamp in ns, names, positions, velocities), unchecked (see validate_joint_state)."""
     return stamp_ns(msg.header.stamp), list(msg.name), list(msg.position), list(msg.velocity)
+
+
+def measurement_msgs(
+    measured: Measurement, stamp_ns: int
+) -> tuple[JointState, PoseStamped | None]:
+    """A hardware measurement as `joint_states` (+ `object_pose` when tracked), one stamp."""
+    sample = JointStateSample(
+        stamp_ns, measured.joint_names, measured.positions, measured.velocities, measured.efforts
+    )
+    pose = measured.object_pose
+    pose_out = None
+    if pose is not None:
+        pose_out = pose_msg(ObjectPose(pose.position, pose.quaternion, stamp_ns))
+    return joint_state_msg(sample), pose_out
 
 
 def pose_msg(pose: ObjectPose) -> PoseStamped:

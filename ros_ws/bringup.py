@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ros_ws.bringup_plan import SIM_CONFIG, SIM_NODES, NodeLaunch, plan
+from ros_ws.bringup_plan import EMULATOR_NODES, SIM_CONFIG, SIM_NODES, NodeLaunch, plan
 from ros_ws.discovery import MAX_DOMAIN_ID, default_domain_id, sim_environment
 from ros_ws.node_configs import resolve_data_path
 from ros_ws.node_runtime_env import SUPERVISOR_PID_VARIABLE
@@ -58,6 +58,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"ROS_DOMAIN_ID 0..{MAX_DOMAIN_ID} (default: $ROS_DOMAIN_ID, else per user)",
     )
+    parser.add_argument(
+        "--hardware",
+        choices=("twin", "emulator"),
+        default="twin",
+        help="the robot under the graph: the twin node (default), or driver_node over the "
+        "serial protocol to `twinbridge emulate` on a pseudo-terminal",
+    )
+    parser.add_argument(
+        "--emulator-config",
+        type=Path,
+        default=None,
+        help="with --hardware emulator: its deviations and faults (hardware/config/*.yaml)",
+    )
     parser.add_argument("--config", type=Path, default=SIM_CONFIG, help="parameter YAML")
     parser.add_argument("--log-dir", type=Path, default=Path("out/sim-logs"), help="node logs")
 
@@ -81,16 +94,33 @@ def run(args: argparse.Namespace) -> int:
     if args.video is not None and args.video.suffix != ".mp4":
         raise TwinbridgeError(f"--video must name an .mp4 file, got {args.video}")
     domain = args.domain_id if args.domain_id is not None else _env_domain()
-    overrides = _overrides(args)
+    _check_hardware_flags(args)
+    args.log_dir.mkdir(parents=True, exist_ok=True)
+    emulator = _start_emulator(args) if args.hardware == "emulator" else None
+    try:
+        return _run_graph(args, domain, emulator)
+    finally:
+        if emulator is not None:
+            _stop({"emulator": emulator.process})
+
+
+def _run_graph(args: argparse.Namespace, domain: int, emulator: Emulated | None) -> int:
+    overrides = _overrides(args, emulator)
     _check_policy_task(overrides["policy_node"]["policy_path"], args.task)
-    launches = plan(SIM_NODES, args.config, overrides)
+    nodes = SIM_NODES if emulator is None else EMULATOR_NODES
+    launches = plan(nodes, args.config, overrides)
     try:
         env = sim_environment(domain)
     except ValueError as e:
         raise TwinbridgeError(f"--domain-id: {e}") from e
+    return supervise(args, launches, env)
+
+
+def supervise(args: argparse.Namespace, launches: list[NodeLaunch], env: dict[str, str]) -> int:
+    """Start the planned nodes as processes, follow their episodes, stop them all; the exit
+    code says how it ended (0 done, 1 a node died, 130 interrupted)."""
     os.environ.update(env)  # the observer below joins the same domain
     os.environ.pop("ROS_LOCALHOST_ONLY", None)
-    args.log_dir.mkdir(parents=True, exist_ok=True)
     from ros_ws.observer import BringupObserver  # rclpy, only for this command
 
     # Ctrl-C and SIGTERM set a flag that the loop reads between spins: an exception raised
@@ -112,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     if failure:
         print(failure, file=sys.stderr)
         return 1
-    summary.video = str(args.video) if args.video else None
+    summary.video = str(args.video) if getattr(args, "video", None) else None
     _print_summary(summary, args.json)
     return 0
 
@@ -122,8 +152,58 @@ def _env_domain() -> int:
     return int(value) if value.isdigit() else default_domain_id()
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+def _check_hardware_flags(args: argparse.Namespace) -> None:
+    if args.emulator_config is not None and args.hardware != "emulator":
+        raise TwinbridgeError("--emulator-config needs --hardware emulator")
+    if args.hardware == "emulator" and (args.fast or args.video or args.cameras):
+        raise TwinbridgeError(
+            "--hardware emulator runs in real time through the serial driver: "
+            "--fast, --video and --cameras are twin-node features; drop them"
+        )
+
+
+@dataclass
+class Emulated:
+    """An emulated device process and the serial port it opened."""
+
+    process: subprocess.Popen
+    port: str
+
+
+def _start_emulator(args: argparse.Namespace) -> Emulated:
+    """`twinbridge emulate` for the task's robot, on a stable link in the log folder."""
+    from hardware.emulator_cli import EmulatorStartError, spawn_emulator
+
+    link = (args.log_dir / "emulated-device").resolve()
+    env = {**os.environ, SUPERVISOR_PID_VARIABLE: str(os.getpid())}
+    try:
+        process = spawn_emulator(
+            _robot(args.task), link, log=args.log_dir / "emulator.jsonl", seed=args.seed,
+            task=args.task, config=args.emulator_config, env=env,
+        )  # fmt: skip
+    except EmulatorStartError as e:
+        raise TwinbridgeError(str(e)) from e
+    return Emulated(process, str(link))
+
+
+def _overrides(
+    args: argparse.Namespace, emulator: Emulated | None = None
+) -> dict[str, dict[str, Any]]:
     policy = args.policy or f"policies/zoo/{args.task}.onnx"
+    if emulator is not None:
+        real_time = {"use_sim_time": False}
+        return {
+            "driver_node": {
+                "robot": _robot(args.task),
+                "backend": "serial",
+                "port": emulator.port,
+                "task": args.task,
+                "seed": args.seed,
+                "estop_latch_path": str((args.log_dir / "estop.json").resolve()),
+            },
+            "policy_node": {"policy_path": policy, "robot": _robot(args.task), **real_time},
+            "task_node": {"task": args.task, "episodes": args.episodes, **real_time},
+        }
     return {
         "twin_node": {
             "task": args.task,
@@ -158,8 +238,7 @@ def _check_policy_task(policy_path: str, task: str) -> None:
     card = ModelCard.load(card_path)
     if card.task != task:
         raise TwinbridgeError(
-            f"policy {policy_path} was trained for task {card.task!r}; "
-            f"the bringup runs {task!r}"
+            f"policy {policy_path} was trained for task {card.task!r}; the bringup runs {task!r}"
         )
     rate_hz = task_info(task).control_rate_hz
     if abs(card.control_rate_hz - rate_hz) > 1e-6:

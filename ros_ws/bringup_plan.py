@@ -24,9 +24,10 @@ CONFIG_DIR = Path(__file__).resolve().parent / "config"
 SIM_CONFIG = CONFIG_DIR / "sim.yaml"
 ROBOT_CONFIG = CONFIG_DIR / "robot.yaml"
 SIM_NODES = ("twin_node", "policy_node", "task_node")
-# On the robot the hardware driver (or the vendor-stack bridge) is the bottom node; it is
-# started by the driver's own launch file until the hardware backends land.
-ROBOT_NODES = ("policy_node", "task_node")
+# `twinbridge sim --hardware emulator`: the serial driver in the twin's place.
+EMULATOR_NODES = ("driver_node", "policy_node", "task_node")
+# On the robot the hardware driver (serial or vendor-stack bridge) is the bottom node.
+ROBOT_NODES = ("driver_node", "policy_node", "task_node")
 # ROS namespace of each robot's contract topics.
 ROBOT_NAMESPACES = {"fetch": "fetch", "shadow_hand": "hand"}
 

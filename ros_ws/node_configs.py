@@ -92,7 +92,47 @@ class TaskNodeConfig:
         _positive(self, "reset_timeout_s", "diagnostics_rate_hz")
 
 
+BACKENDS = ("serial", "sim", "bridge")
+SAFE_STATES = ("", "hold", "torque_off")
+
+
+@dataclass(frozen=True)
+class DriverNodeConfig:
+    """driver_node: a robot's hardware backend on the topic contract (hardware/)."""
+
+    robot: str = "fetch"  # a robot with a hardware table (hardware/robots.py)
+    backend: str = "serial"  # serial | sim | bridge
+    port: str = ""  # serial: the device path, e.g. /dev/serial/by-id/... (stable across replug)
+    baudrate: int = 1000000
+    task: str = ""  # sim backend / emulator scene resets: the task whose episodes run ("")
+    seed: int = 0  # episode k after start resets the scene (where the device can) with seed + k
+    cycle_rate_hz: float = 100.0  # read + safe write, every cycle
+    publish_rate_hz: float = 25.0  # joint_states rate (the policy's control rate)
+    command_max_age_s: float = 0.5  # stamps older than this are rejected at the boundary
+    command_timeout_s: float = 0.1  # host watchdog: a target older than this is not followed
+    safe_state: str = ""  # "": the robot's table (hold for the arm, torque_off for the hand)
+    limits_path: str = ""  # YAML narrowing the limits per command name (hardware/config)
+    estop_latch_path: str = ""  # "": ~/.local/state/twinbridge/<robot>-estop.json
+    bridge_state_topic: str = ""  # bridge: the vendor stack's JointState topic
+    bridge_command_topic: str = ""  # bridge: the vendor stack's JointTrajectory topic
+    autostart: bool = True  # configure + activate at start (no lifecycle manager needed)
+    diagnostics_rate_hz: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend {self.backend!r} is not one of {BACKENDS}")
+        if self.task:
+            _known_task(self.task)
+        if self.safe_state not in SAFE_STATES:
+            raise ValueError(f"safe_state {self.safe_state!r} is not one of {SAFE_STATES}")
+        _positive(self, "cycle_rate_hz", "publish_rate_hz", "command_max_age_s")
+        _positive(self, "command_timeout_s", "diagnostics_rate_hz", "baudrate")
+        if self.publish_rate_hz > self.cycle_rate_hz:
+            raise ValueError("publish_rate_hz must be <= cycle_rate_hz")
+
+
 NODE_CONFIGS: dict[str, type] = {
+    "driver_node": DriverNodeConfig,
     "twin_node": TwinNodeConfig,
     "policy_node": PolicyNodeConfig,
     "task_node": TaskNodeConfig,

@@ -51,7 +51,7 @@ class BringupObserver:
                 self._results.append(values)
             elif name == "task_node/done":
                 self.done = values
-            elif name == "twin_node":
+            elif name in ("twin_node", "driver_node"):  # whichever is the robot
                 self.loop = values
                 self._loop_updates += 1
 

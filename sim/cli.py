@@ -16,6 +16,14 @@ from policies.errors import PolicyError
 from sim.errors import TwinbridgeError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "emulate": (
+        "hardware.emulator_cli",
+        "an emulated serial device (the twin behind the protocol) on a pseudo-terminal",
+    ),
+    "robot": (
+        "ros_ws.robot_bringup",
+        "robot bringup: driver (serial hardware), policy and task nodes as processes",
+    ),
     "rollout": ("sim.rollout", "evaluate a policy (random, scripted or ONNX) on a task"),
     "sim": (
         "ros_ws.bringup",

@@ -62,6 +62,7 @@ class TaskMirror:
         self._object_dof = int(self.twin.model.jnt_dofadr[free[0]]) if free else None
         self._last_pose: ObjectPose | None = None
         self._target_low, self._target_high = self.io.command_limits(self.twin)
+        self._targets_from_measured = True
 
     @property
     def has_object(self) -> bool:
@@ -75,8 +76,12 @@ class TaskMirror:
         return self.goal.copy()
 
     def new_episode(self) -> None:
-        """Forget the previous object pose (no velocity across an episode boundary)."""
+        """Forget the previous object pose (no velocity across an episode boundary), and
+        restart the targets from where the robot is: an env reset leaves its servos' targets
+        at the resting pose, and a task whose actions are relative to the previous target
+        must not carry the last episode's targets over."""
         self._last_pose = None
+        self._targets_from_measured = True
 
     def update(
         self,
@@ -101,6 +106,11 @@ class TaskMirror:
         if object_pose is not None:
             self._write_object(object_pose)
         mujoco.mj_forward(self.twin.model, data)
+        if self._targets_from_measured:
+            ids = self.io.actuator_ids
+            resting = data.actuator_length[ids]
+            data.ctrl[ids] = np.clip(resting, self._target_low, self._target_high)
+            self._targets_from_measured = False
 
     def _write_object(self, pose: ObjectPose) -> None:
         if self._object_qadr is None or self._object_dof is None:

@@ -41,11 +41,13 @@ def ros_env(domain: int) -> dict[str, str]:
 
 
 class NodeProcess:
-    """One node started as `python -m ros_ws.<node>` in namespace /fetch."""
+    """One node started as `python -m ros_ws.<node>` in `namespace` (default /fetch)."""
 
-    def __init__(self, node: str, domain: int, log_dir: Path, **params: Any):
-        self.node, self.log = node, log_dir / f"{node}.log"
-        args = ["--ros-args", "-r", "__ns:=/fetch", "--params-file", str(SIM_YAML)]
+    def __init__(
+        self, node: str, domain: int, log_dir: Path, namespace: str = "fetch", **params: Any
+    ):
+        self.node, self.log = node, log_dir / f"{namespace}-{node}.log"
+        args = ["--ros-args", "-r", f"__ns:=/{namespace}", "--params-file", str(SIM_YAML)]
         for key, value in params.items():
             args += ["-p", f"{key}:={_yaml(value)}"]
         with open(self.log, "w") as log:

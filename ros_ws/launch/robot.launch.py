@@ -1,10 +1,10 @@
-"""Robot bringup: the policy and task nodes against the robot's driver, on a full ROS 2 install.
+"""Robot bringup: the hardware driver, policy and task nodes, on a full ROS 2 install.
 
 Run: `ros2 launch twinbridge robot.launch.py` with ROS_DOMAIN_ID set, discovery limited
 (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST or ROS_STATIC_PEERS) and SROS2 enforced
 (ROS_SECURITY_ENABLE=true, ROS_SECURITY_STRATEGY=Enforce): the launch refuses to start
-otherwise (R21). The driver node that publishes the topic contract is started by the
-hardware backend's own launch.
+otherwise (R21). driver_node's port comes from ros_ws/config/robot.yaml (a udev symlink);
+`twinbridge robot` starts the same nodes without ros2 launch.
 """
 
 import os

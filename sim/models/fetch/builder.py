@@ -58,19 +58,22 @@ class ArmJointDrive:
     kp_nm_per_rad: float
     kv_nms_per_rad: float
     armature_kgm2: float
+    velocity_limit_rad_s: float  # the real Fetch URDF's <limit velocity>
     damping_nms_per_rad: float = 0.5
     range_rad: tuple[float, float] | None = None  # None: keep the asset's joint limits
 
 
+_TURN = (-np.pi, np.pi)
 ARM_DRIVES = (
-    ArmJointDrive("shoulder_pan_joint", 33.82, 11000.0, 330.0, 0.2),
-    ArmJointDrive("shoulder_lift_joint", 131.76, 7900.0, 238.0, 0.2),
-    ArmJointDrive("upperarm_roll_joint", 76.94, 3400.0, 103.0, 0.1, range_rad=(-np.pi, np.pi)),
-    ArmJointDrive("elbow_flex_joint", 66.18, 3500.0, 105.0, 0.1),
-    ArmJointDrive("forearm_roll_joint", 29.35, 450.0, 13.6, 0.05, range_rad=(-np.pi, np.pi)),
-    ArmJointDrive("wrist_flex_joint", 25.7, 565.0, 17.0, 0.05),
-    ArmJointDrive("wrist_roll_joint", 7.36, 77.0, 2.3, 0.02, range_rad=(-np.pi, np.pi)),
+    ArmJointDrive("shoulder_pan_joint", 33.82, 11000.0, 330.0, 0.2, 1.256),
+    ArmJointDrive("shoulder_lift_joint", 131.76, 7900.0, 238.0, 0.2, 1.454),
+    ArmJointDrive("upperarm_roll_joint", 76.94, 3400.0, 103.0, 0.1, 1.571, range_rad=_TURN),
+    ArmJointDrive("elbow_flex_joint", 66.18, 3500.0, 105.0, 0.1, 1.521),
+    ArmJointDrive("forearm_roll_joint", 29.35, 450.0, 13.6, 0.05, 1.571, range_rad=_TURN),
+    ArmJointDrive("wrist_flex_joint", 25.7, 565.0, 17.0, 0.05, 2.268),
+    ArmJointDrive("wrist_roll_joint", 7.36, 77.0, 2.3, 0.02, 2.268, range_rad=_TURN),
 )
+ARM_VELOCITY_LIMITS_RAD_S = tuple(drive.velocity_limit_rad_s for drive in ARM_DRIVES)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class GripperDrive:
 
     kp_n_per_m: float = 5000.0
     effort_limit_n: float = 60.0
+    velocity_limit_m_s: float = 0.05  # the URDF's per-finger <limit velocity>
     finger_damping_ns_per_m: float = 200.0
     finger_armature_kg: float = 0.1
     finger_mass_kg: float = 0.0798  # URDF; the asset's 4 kg fingers were a mocap-era hack

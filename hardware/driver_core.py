@@ -1,0 +1,166 @@
+"""`DriverCore`: a `RobotInterface` run as the robot on the topic contract (driver_node's core).
+
+Run: `python -c "from hardware.driver_core import DriverCore; from hardware.sim_backend import SimRobot; c = DriverCore(SimRobot('fetch')); c.start(); print(c.cycle(1))"`
+
+Every cycle (100 Hz) it reads the device and writes one safe command; every
+`publish_every`-th cycle it hands the measurement out for `joint_states` (the policy's rate).
+Upstream commands arrive with the stamp of the state they answer: their age is counted from
+that stamp, so a target computed from an old state is as stale as the state was (the safety
+layer never follows a target older than `command_timeout_s`). `enable` is the explicit reset
+of the e-stop; `reset` starts the next seeded episode where the device can (an emulator).
+"""  # noqa: E501
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hardware.backends import BackendRequest, load_limit_overrides, make_interface
+from hardware.interface import HardwareError, Lifecycle, Measurement, RobotInterface
+from hardware.robots import robot_hardware
+from hardware.safety import SafeCommand, SafetyConfig
+
+DEFAULT_LATCH_DIR = Path.home() / ".local" / "state" / "twinbridge"
+
+
+@dataclass(frozen=True)
+class DriverSettings:
+    """What a driver is built from (driver_node's parameters; ros_ws/node_configs.py
+    documents each)."""
+
+    robot: str
+    backend: str
+    port: str = ""
+    baudrate: int = 1_000_000
+    task: str = ""
+    seed: int = 0
+    cycle_rate_hz: float = 100.0
+    publish_rate_hz: float = 25.0
+    command_timeout_s: float = 0.1
+    safe_state: str = ""
+    limits_path: str = ""
+    estop_latch_path: str = ""
+
+    def safety(self) -> SafetyConfig:
+        """The safety layer's config; the e-stop latch file's folder is created."""
+        latch = Path(self.estop_latch_path or DEFAULT_LATCH_DIR / f"{self.robot}-estop.json")
+        latch.parent.mkdir(parents=True, exist_ok=True)
+        return SafetyConfig(
+            period_s=1.0 / self.cycle_rate_hz,
+            command_timeout_s=self.command_timeout_s,
+            safe_state=self.safe_state or robot_hardware(self.robot).safe_state,
+            estop_latch_path=str(latch),
+        )
+
+
+def build_driver(settings: DriverSettings, options: dict | None = None) -> DriverCore:
+    """The driver core over the backend `settings` name (not yet connected)."""
+    overrides = load_limit_overrides(settings.limits_path) if settings.limits_path else {}
+    request = BackendRequest(
+        settings.robot, settings.safety(), overrides, settings.port, settings.baudrate,
+        settings.task, settings.seed, dict(options or {}),
+    )  # fmt: skip
+    publish_every = max(1, round(settings.cycle_rate_hz / settings.publish_rate_hz))
+    return DriverCore(make_interface(settings.backend, request), publish_every, settings.seed)
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """What one control cycle produced: the command sent, and a state to publish (or None)."""
+
+    sent: SafeCommand
+    publish: Measurement | None
+
+
+class DriverCore:
+    """Lifecycle, cycle, commands and stops of one robot interface."""
+
+    def __init__(self, interface: RobotInterface, publish_every: int = 4, seed: int = 0):
+        if publish_every < 1:
+            raise ValueError("publish_every must be >= 1")
+        self.interface = interface
+        self.publish_every = publish_every
+        self.seed = seed
+        self.episodes = 0
+        self._cycles = 0
+        # The cycle runs on its own thread; commands and services arrive on the executor's.
+        self._lock = threading.RLock()
+
+    def start(self) -> None:
+        """connect + activate (a lifecycle manager may instead call them one by one)."""
+        self.interface.connect()
+        self.interface.activate()
+
+    def cycle(self, now_ns: int) -> CycleResult:
+        """Read, write one safe command, and say whether this cycle's state is published."""
+        with self._lock:
+            interface = self.interface
+            measured = interface.read()
+            if interface.lifecycle is Lifecycle.ACTIVE:
+                sent = interface.write()
+            else:
+                sent = SafeCommand(None, "none", "inactive")
+            self._cycles += 1
+            due = measured is not None and self._cycles >= self.publish_every
+            if due:
+                self._cycles = 0
+            return CycleResult(sent, measured if due else None)
+
+    def on_command(self, targets: dict[str, float], stamp_ns: int, now_ns: int) -> None:
+        """A validated upstream command answering the state stamped `stamp_ns`."""
+        with self._lock:
+            age_s = max(0.0, (now_ns - stamp_ns) * 1e-9)
+            self.interface.set_target(targets, received_s=time.monotonic() - age_s)
+
+    def estop(self, reason: str) -> None:
+        with self._lock:
+            self.interface.estop(reason)
+
+    def enable(self) -> str:
+        """The explicit reset of the e-stop and faults; motion needs a fresh command."""
+        with self._lock:
+            self.interface.reset()
+            return "reset: e-stop and faults cleared; holding until a fresh command"
+
+    def estop_request(self, engage: bool) -> tuple[bool, str]:
+        """The `estop` service: true latches; false is refused (only `enable` releases)."""
+        with self._lock:
+            if not engage:
+                return False, "the e-stop is released only by the 'enable' service"
+            self.estop("estop service")
+            return True, "e-stop latched"
+
+    def reset_request(self, now_ns: int) -> tuple[bool, str]:
+        """The `reset` service's answer: the next episode's seed and the stamp from which
+        states belong to it."""
+        with self._lock:
+            seed, moved = self.reset_episode(now_ns)
+            note = "" if moved else " (the device cannot reset its scene: set it up by hand)"
+            return True, f"seed={seed} stamp_ns={time.time_ns()}{note}"
+
+    def reset_episode(self, now_ns: int) -> tuple[int, bool]:
+        """(seed of the next episode, whether the device reset its scene to it)."""
+        seed = self.seed + self.episodes
+        self.episodes += 1
+        try:
+            moved = self.interface.scene_reset(seed)
+        except HardwareError:
+            moved = False
+        return seed, moved
+
+    def diagnostics(self) -> dict[str, object]:
+        with self._lock:
+            return self.interface.diagnostics()
+
+    @property
+    def status(self) -> str:
+        """Why the robot is not under control ("" when it is): a link error or a latch."""
+        interface = self.interface
+        return interface.error or (interface.safety.state if interface.safety.latched else "")
+
+    def stop(self) -> None:
+        """Safe state and release: torque off / brake per the robot, then close."""
+        with self._lock:
+            self.interface.close()

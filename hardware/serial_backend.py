@@ -1,0 +1,482 @@
+"""Serial backend: a Twinbridge protocol device on a serial port (pyserial), with reconnect.
+
+Run: `twinbridge emulate --robot fetch` in one shell, then
+`python -c "from hardware.serial_backend import FetchArmDriver as D; d = D('/dev/pts/N'); d.connect(); print(d.read())"`
+
+`connect()` opens the port and verifies the device's DeviceInfo against this robot's tables
+(model, joint order, command channels, limits, calibration hash) before anything is enabled
+(R11). Every cycle `read()` drains the port without blocking; a State older than
+`link_timeout_s` (or an I/O error) marks the link lost: the interface holds, says why in
+`error`, drops the upstream target, and reopens the port every `reconnect_interval_s`.
+After a reconnect the device is verified again and, if the interface was ACTIVE, enabled
+holding its measured position: nothing from before the loss is replayed.
+"""  # noqa: E501
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import serial
+
+from hardware.interface import (
+    ConnectionFailed,
+    DeviceRefused,
+    HardwareError,
+    Lifecycle,
+    Measurement,
+    ObjectPoseReading,
+    RobotInterface,
+    WrongDevice,
+)
+from hardware.plausibility import ImplausibleState, StatePlausibility
+from hardware.protocol import (
+    Ack,
+    AckResult,
+    Command,
+    DeviceInfo,
+    Enable,
+    EStop,
+    Fault,
+    FrameParser,
+    Heartbeat,
+    Hello,
+    Message,
+    ObjectPose,
+    ResetFault,
+    SceneReset,
+    State,
+    Status,
+    encode_frame,
+)
+from hardware.safety import SafetyConfig
+
+HEARTBEAT_PERIOD_S = 0.1
+
+
+@dataclass(frozen=True)
+class SerialConfig:
+    """How to reach a device and when to call the link lost."""
+
+    port: str
+    baudrate: int = 1_000_000
+    handshake_timeout_s: float = 0.5
+    ack_timeout_s: float = 0.2
+    # 8 state periods without a State: lost (reported within 100 ms with a 10 ms cycle),
+    # with room for one scheduling hiccup of a loaded host.
+    link_timeout_s: float = 0.08
+    reconnect_interval_s: float = 0.1
+    torque_off_retries: int = 5
+
+    def __post_init__(self) -> None:
+        if not self.port:
+            raise ValueError("SerialConfig.port is empty; pass the device path, e.g. /dev/ttyUSB0")
+        for name in ("handshake_timeout_s", "ack_timeout_s", "link_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"SerialConfig.{name} must be > 0")
+
+
+def open_port(config: SerialConfig) -> serial.Serial:
+    """The open port, or ConnectionFailed naming the port, the cause and the fix."""
+    try:
+        return serial.Serial(
+            config.port, config.baudrate, timeout=0, write_timeout=0.05, exclusive=True
+        )
+    except serial.SerialException as e:
+        raise ConnectionFailed(_open_failure(config.port, e)) from e
+
+
+def _open_failure(port: str, error: serial.SerialException) -> str:
+    code = getattr(error, "errno", None)
+    text = str(error)
+    if code == errno.ENOENT or "No such file" in text:
+        fix = "check the cable and the path (ls /dev/serial/by-id/)"
+        return f"serial port {port} does not exist; {fix}"
+    if code == errno.EACCES or "Permission denied" in text:
+        fix = "add your user to the 'dialout' group (sudo usermod -aG dialout $USER), log in again"
+        return f"permission denied opening {port}; {fix}"
+    if code == errno.EBUSY or "busy" in text.lower() or "lock" in text.lower():
+        return f"serial port {port} is in use by another process; stop it first"
+    return f"cannot open serial port {port}: {text}"
+
+
+class SerialRobot(RobotInterface):
+    """A robot whose servos sit behind a Twinbridge protocol device on a serial port."""
+
+    backend = "serial"
+    robot_name = ""
+
+    def __init__(self, port: str | SerialConfig, safety: SafetyConfig | None = None, **kwargs):
+        super().__init__(self.robot_name, safety, **kwargs)
+        self.config = port if isinstance(port, SerialConfig) else SerialConfig(port)
+        self.port: serial.Serial | None = None
+        self.parser = FrameParser()
+        self.info: DeviceInfo | None = None
+        self.plausibility: StatePlausibility | None = None
+        self.device_fault = ""
+        self._seq = 0
+        self._acks: dict[int, Ack] = {}
+        self._last_state_ns = 0
+        self._pending_state: State | None = None
+        self._fresh: Measurement | None = None
+        self._link_lost_ns = 0
+        self._last_attempt_ns = 0
+        self._device_holding = False
+        self.device_clock = DeviceClock()
+        self._last_tx_s = 0.0
+        self._heartbeats = 0
+
+    @property
+    def measurement_period_s(self) -> float:
+        """The device's state period (DeviceInfo), else the control period."""
+        if self.info is not None and self.info.state_period_ms > 0:
+            return self.info.state_period_ms * 1e-3
+        return self.safety.config.period_s
+
+    # -- lifecycle hooks --------------------------------------------------------------
+    def _connect(self) -> None:
+        self.port = open_port(self.config)
+        try:
+            self.info = self._handshake(self.config.handshake_timeout_s)
+        except HardwareError:
+            self._close()
+            raise
+        self.plausibility = StatePlausibility(self.info)
+        self._last_state_ns = self.clock_ns()
+
+    def _handshake(self, timeout_s: float) -> DeviceInfo:
+        """Hello until DeviceInfo arrives; verify it is this robot (R11)."""
+        deadline = time.monotonic() + timeout_s
+        self.parser.reset()
+        while time.monotonic() < deadline:
+            self._transmit(Hello())
+            found = self._wait_for(DeviceInfo, min(0.1, deadline - time.monotonic()))
+            if found is not None:
+                self._verify(found)
+                return found
+        raise ConnectionFailed(
+            f"no DeviceInfo from {self.config.port} within {timeout_s} s: is a Twinbridge "
+            f"protocol device ({self.tables.hardware.model}) connected, at "
+            f"{self.config.baudrate} baud?"
+        )
+
+    def _verify(self, found: DeviceInfo) -> None:
+        expected = self.tables.device_info(found.reports_object_pose, found.supports_scene_reset)
+        problems = _device_differences(expected, found)
+        if problems:
+            raise WrongDevice(
+                f"device on {self.config.port} is not a {self.robot} ({expected.model}): "
+                + "; ".join(problems)
+                + ". Fix: pick the port of the right device, or the --robot it really is"
+            )
+
+    def _enable(self, enabled: bool) -> None:
+        tries = 1 if enabled else self.config.torque_off_retries
+        for _ in range(tries):
+            ack = self._request(Enable(enabled))
+            if ack is not None and ack.result == AckResult.OK:
+                return
+            if ack is not None and enabled:
+                raise DeviceRefused(f"{self.config.port} refused to enable: {ack.message}")
+        if enabled:
+            raise HardwareError(f"{self.config.port}: no answer to Enable within the timeout")
+        self.counters["torque_off_unacknowledged"] += 1
+
+    def _estop(self) -> None:
+        self._request(EStop())
+
+    def _reset_fault(self) -> None:
+        self._last_target = None
+        ack = self._request(ResetFault())
+        if ack is None or ack.result != AckResult.OK:
+            self.counters["reset_unacknowledged"] += 1
+
+    def _close(self) -> None:
+        if self.port is not None:
+            with contextlib.suppress(OSError, serial.SerialException):
+                self.port.close()
+            self.port = None
+
+    def scene_reset(self, seed: int) -> bool:
+        if self.info is None or not self.info.supports_scene_reset:
+            return False
+        ack = self._request(SceneReset(seed), timeout_s=2.0)
+        self._restart_from_measured()
+        return ack is not None and ack.result == AckResult.OK
+
+    # -- cycle hooks ------------------------------------------------------------------
+    def _read(self) -> Measurement | None:
+        if self.error:
+            self._try_reconnect()
+            return None
+        self._fresh = None
+        self._poll()
+        if self.error:
+            return None
+        self._heartbeat_if_quiet()
+        if self.clock_ns() - self._last_state_ns > self.config.link_timeout_s * 1e9:
+            age_ms = (self.clock_ns() - self._last_state_ns) / 1e6
+            self._lose_link(f"no State from {self.config.port} for {age_ms:.0f} ms")
+            return None
+        return self._fresh
+
+    def _send(self, positions: np.ndarray) -> None:
+        self._transmit(Command(positions))
+
+    # -- link ---------------------------------------------------------------------------
+    def _heartbeat_if_quiet(self) -> None:
+        """PROTOCOL.md H2: a Heartbeat at least every 100 ms while no Commands go out."""
+        if time.monotonic() - self._last_tx_s >= HEARTBEAT_PERIOD_S:
+            self._heartbeats += 1
+            self._transmit(Heartbeat(self._heartbeats & 0xFFFFFFFF))
+
+    def _transmit(self, message: Message) -> int:
+        seq = self._seq
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._last_tx_s = time.monotonic()
+        if self.port is None:
+            return seq
+        try:
+            self.port.write(encode_frame(message, seq))
+        except (OSError, serial.SerialException) as e:
+            self._lose_link(f"write to {self.config.port} failed: {e}")
+        return seq
+
+    def _poll(self) -> None:
+        """Drain the port and handle every complete frame."""
+        if self.port is None:
+            return
+        try:
+            data = self.port.read(self.port.in_waiting or 1)
+        except (OSError, serial.SerialException, TypeError) as e:
+            self._lose_link(f"read from {self.config.port} failed: {e}")
+            return
+        for frame in self.parser.feed(data, time.monotonic()):
+            self._handle(frame.message)
+
+    def _handle(self, message: Message) -> None:
+        if isinstance(message, State):
+            self._on_state(message)
+        elif isinstance(message, ObjectPose):
+            self._on_object_pose(message)
+        elif isinstance(message, Ack):
+            self._acks[message.acked_seq] = message
+            if message.acked_type == SceneReset.TYPE and self.plausibility is not None:
+                self.plausibility.reset()  # the robot was moved on purpose: no jump check
+        elif isinstance(message, Fault):
+            self.counters[f"device_fault_{message.code}"] += 1
+            self.device_fault = message.message
+
+    def _on_state(self, state: State) -> None:
+        if self.plausibility is None or self.info is None:
+            self.counters["state_before_handshake"] += 1
+            return
+        try:
+            self.plausibility.check(state, time.monotonic())
+        except ImplausibleState as e:
+            self.counters[f"implausible_{e.reason}"] += 1
+            return
+        self._last_state_ns = self.clock_ns()
+        self._follow_device_hold(bool(state.status & Status.HOLDING))
+        if self.info.reports_object_pose:
+            self._pending_state = state  # completed by its ObjectPose
+        self._fresh = self._measurement(state, None)
+
+    def _follow_device_hold(self, holding: bool) -> None:
+        """The device's watchdog held (our commands were late): count it, and restart the
+        commanded trajectory from where the joints are, so the next command is not refused
+        as a jump from where they were."""
+        if holding and not self._device_holding:
+            self.counters["device_watchdog_holds"] += 1
+            self.safety.resync_to_measured()
+        self._device_holding = holding
+
+    def _on_object_pose(self, pose: ObjectPose) -> None:
+        state = self._pending_state
+        if state is None or state.device_time_us != pose.device_time_us:
+            self.counters["unpaired_object_pose"] += 1
+            return
+        if not (np.all(np.isfinite(pose.position)) and np.all(np.isfinite(pose.quaternion))):
+            self.counters["implausible_object_pose"] += 1
+            return
+        self._pending_state = None
+        self._fresh = self._measurement(state, ObjectPoseReading(pose.position, pose.quaternion))
+
+    def _measurement(self, state: State, pose: ObjectPoseReading | None) -> Measurement:
+        return Measurement(
+            stamp_ns=self.device_clock.host_ns(state.device_time_us, self._last_state_ns),
+            received_ns=self._last_state_ns,
+            joint_names=self.tables.joint_names,
+            positions=state.positions,
+            velocities=state.velocities,
+            efforts=state.efforts,
+            servo_positions=state.servo_positions,
+            servo_velocities=state.servo_velocities,
+            servo_efforts=state.servo_efforts,
+            object_pose=pose,
+            device_status=_status_text(state.status),
+        )
+
+    def _request(self, message: Message, timeout_s: float | None = None) -> Ack | None:
+        """Send a request and wait for its Ack (States keep being handled meanwhile)."""
+        seq = self._transmit(message)
+        deadline = time.monotonic() + (timeout_s or self.config.ack_timeout_s)
+        while time.monotonic() < deadline and not self.error:
+            self._poll()
+            if seq in self._acks:
+                return self._acks.pop(seq)
+            time.sleep(0.0005)
+        return None
+
+    def _wait_for(self, kind: type[DeviceInfo], timeout_s: float) -> DeviceInfo | None:
+        deadline = time.monotonic() + max(timeout_s, 0.0)
+        while time.monotonic() < deadline and self.port is not None:
+            try:
+                data = self.port.read(self.port.in_waiting or 1)
+            except (OSError, serial.SerialException) as e:
+                raise ConnectionFailed(f"read from {self.config.port} failed: {e}") from e
+            for frame in self.parser.feed(data, time.monotonic()):
+                if isinstance(frame.message, kind):
+                    return frame.message
+            time.sleep(0.001)
+        return None
+
+    def _lose_link(self, why: str) -> None:
+        if self.error:
+            return
+        self.error = f"link lost: {why}"
+        self.counters["link_lost"] += 1
+        self._link_lost_ns = self.clock_ns()
+        self._restart_from_measured()
+        self._pending_state = None
+        self._close()
+
+    def _try_reconnect(self) -> None:
+        now = self.clock_ns()
+        if now - self._last_attempt_ns < self.config.reconnect_interval_s * 1e9:
+            return
+        self._last_attempt_ns = now
+        try:
+            self.port = open_port(self.config)
+            self.info = self._handshake(self.config.handshake_timeout_s / 5)
+        except HardwareError as e:
+            self._close()
+            if isinstance(e, WrongDevice):
+                self.error = f"link lost, and the device that came back is wrong: {e}"
+            return
+        self._on_reconnected()
+
+    def _on_reconnected(self) -> None:
+        if self.info is None:
+            raise HardwareError(f"{self.config.port}: reconnected without a DeviceInfo")
+        self.plausibility = StatePlausibility(self.info)
+        self._last_state_ns = self.clock_ns()
+        self.error = ""
+        self.counters["reconnects"] += 1
+        if self.lifecycle is Lifecycle.ACTIVE:
+            # A device that lost power forgot its latch; ours did not.
+            self._enable_unless_estopped()
+        elif self.safety.estopped:
+            self._estop()
+
+
+class DeviceClock:
+    """Device time -> host time: states are stamped when the device measured them, not when
+    their bytes happened to arrive (serial and scheduling jitter would otherwise show up in
+    every velocity the policy derives from stamps, e.g. the object's).
+
+    The offset host - device is the smallest over the last `window` states (the least
+    delayed frame of the last half second), so a device whose clock slipped (it skipped
+    steps, or restarted) is followed within one window.
+    """
+
+    def __init__(self, window: int = 50):
+        self._offsets: deque[int] = deque(maxlen=window)
+        self._last_device_us = -1
+
+    def host_ns(self, device_time_us: int, received_ns: int) -> int:
+        device_ns = device_time_us * 1000
+        if device_time_us < self._last_device_us:
+            self._offsets.clear()  # the device restarted
+        self._last_device_us = device_time_us
+        self._offsets.append(received_ns - device_ns)
+        return device_ns + min(self._offsets)
+
+
+def _status_text(status: int) -> str:
+    bits = (
+        (Status.ENABLED, "enabled"),
+        (Status.HOLDING, "holding"),
+        (Status.ESTOP, "estop"),
+        (Status.FAULT, "fault"),
+    )
+    names = [name for bit, name in bits if status & bit]
+    return ",".join(names) or "disabled"
+
+
+def _device_differences(expected: DeviceInfo, found: DeviceInfo) -> list[str]:
+    """What differs between the expected and the found device, in words."""
+    problems = []
+    if found.model != expected.model:
+        problems.append(f"model is {found.model!r}, expected {expected.model!r}")
+    if found.firmware[0] != expected.firmware[0]:
+        problems.append(
+            f"firmware {'.'.join(map(str, found.firmware))} has major version "
+            f"{found.firmware[0]}, this driver speaks {expected.firmware[0]}.x"
+        )
+    if found.state_joints != expected.state_joints:
+        problems.append(f"state joints {found.state_joints}, expected {expected.state_joints}")
+    if found.command_names != expected.command_names:
+        problems.append(
+            f"command channels {found.command_names}, expected {expected.command_names}"
+        )
+    else:
+        problems += _limit_differences(expected, found)
+    if not problems and found.calibration_hash != expected.calibration_hash:
+        problems.append(
+            f"calibration hash 0x{found.calibration_hash:08x}, expected "
+            f"0x{expected.calibration_hash:08x} (limits differ: recalibrate or update the table)"
+        )
+    return problems
+
+
+def _limit_differences(expected: DeviceInfo, found: DeviceInfo) -> list[str]:
+    """Channels whose limits differ (compared as the float32 the wire carries)."""
+    problems = []
+    for want, got in zip(expected.commands, found.commands, strict=True):
+        a = np.array(
+            [want.position_min, want.position_max, want.velocity_max, want.effort_max],
+            dtype=np.float32,
+        )
+        b = np.array(
+            [got.position_min, got.position_max, got.velocity_max, got.effort_max],
+            dtype=np.float32,
+        )
+        if not np.array_equal(a, b):
+            problems.append(
+                f"limits of {want.name} are {b.tolist()} (min, max, velocity, effort), "
+                f"expected {a.tolist()}"
+            )
+    return problems
+
+
+class FetchArmDriver(SerialRobot):
+    """The Fetch arm (7 joints + gripper) on a serial actuator bridge."""
+
+    robot_name = "fetch"
+
+
+class ShadowHandDriver(SerialRobot):
+    """The Shadow Dexterous Hand (20 actuated channels) on a serial actuator bridge."""
+
+    robot_name = "shadow_hand"
+
+
+SERIAL_DRIVERS: dict[str, type[SerialRobot]] = {
+    "fetch": FetchArmDriver,
+    "shadow_hand": ShadowHandDriver,
+}

@@ -1,0 +1,325 @@
+"""The serial driver against `twinbridge emulate` (a separate process on a pseudo-terminal):
+wrong ports and wrong devices (R11), disconnects, torque off on every exit (R10), and a stuck
+joint (R23). What reached the device is read back from the emulator's own log.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import serial
+from emulated_device import ROOT, EmulatedDevice, run_cycles
+
+from hardware.interface import ConnectionFailed, WrongDevice
+from hardware.protocol import CommandChannel, DeviceInfo
+from hardware.robots import robot_tables
+from hardware.safety import SafetyConfig
+from hardware.serial_backend import (
+    FetchArmDriver,
+    SerialConfig,
+    _device_differences,
+    _open_failure,
+)
+
+ARM_SERVOS = robot_tables("fetch").command_names
+
+
+def _driver(device: EmulatedDevice, tmp: Path) -> FetchArmDriver:
+    safety = SafetyConfig(estop_latch_path=str(tmp / "estop.json"))
+    return FetchArmDriver(SerialConfig(device.port), safety)
+
+
+def _wait_measured(driver: FetchArmDriver, timeout_s: float = 5.0) -> None:
+    end = time.monotonic() + timeout_s
+    while driver.read() is None and driver.last_measurement is None:
+        assert time.monotonic() < end, "no State from the emulator"
+        time.sleep(0.005)
+
+
+# -- bad input at start-up -----------------------------------------------------------------
+def test_a_missing_port_is_named_with_the_fix(tmp_path: Path):
+    driver = FetchArmDriver(SerialConfig(str(tmp_path / "ttyUSB9")))
+    with pytest.raises(ConnectionFailed, match=r"ttyUSB9 does not exist.*by-id"):
+        driver.connect()
+
+
+def test_permission_and_busy_errors_say_what_to_do():
+    denied = serial.SerialException(errno.EACCES, "could not open port: Permission denied")
+    assert "dialout" in _open_failure("/dev/ttyUSB0", denied)
+    busy = serial.SerialException(errno.EBUSY, "Device or resource busy")
+    assert "in use" in _open_failure("/dev/ttyUSB0", busy)
+
+
+def test_a_device_of_another_robot_is_refused_and_never_enabled(tmp_path: Path):
+    """R11: a Shadow hand's controller on the port the Fetch driver was given."""
+    device = EmulatedDevice("shadow_hand", tmp_path)
+    try:
+        driver = FetchArmDriver(SerialConfig(device.port))
+        with pytest.raises(WrongDevice) as error:
+            driver.connect()
+        message = str(error.value)
+        assert device.port in message and "twinbridge-shadow-hand" in message
+        assert "twinbridge-fetch-arm" in message and "Fix" in message
+        time.sleep(0.1)
+        assert device.events("enable") == [] and device.events("command") == []
+    finally:
+        device.stop()
+
+
+def _info(**changes) -> DeviceInfo:
+    base = robot_tables("fetch").device_info(True, True)
+    return DeviceInfo(**{**base.__dict__, **changes})
+
+
+@pytest.mark.parametrize(
+    "changes, needle",
+    [
+        ({"model": "acme-arm"}, "model is 'acme-arm'"),
+        ({"firmware": (2, 0, 0)}, "major version 2"),
+        ({"calibration_hash": 1}, "calibration hash"),
+    ],
+)
+def test_every_identity_mismatch_is_named(changes, needle):
+    expected = robot_tables("fetch").device_info(True, True)
+    problems = _device_differences(expected, _info(**changes))
+    assert any(needle in p for p in problems), problems
+
+
+def test_a_swapped_joint_order_is_refused():
+    expected = robot_tables("fetch").device_info(True, True)
+    channels = list(expected.commands)
+    channels[0], channels[1] = channels[1], channels[0]
+    found = _info(commands=tuple(channels))
+    assert any("command channels" in p for p in _device_differences(expected, found))
+    joints = list(expected.state_joints)
+    found = _info(state_joints=tuple(reversed(joints)))
+    assert any("state joints" in p for p in _device_differences(expected, found))
+
+
+def test_a_changed_limit_is_refused():
+    expected = robot_tables("fetch").device_info(True, True)
+    first = expected.commands[0]
+    wider = CommandChannel(
+        first.name,
+        first.position_min - 0.5,
+        first.position_max,
+        first.velocity_max,
+        first.effort_max,
+    )
+    found = _info(commands=(wider, *expected.commands[1:]))
+    assert any("limits of shoulder_pan_joint" in p for p in _device_differences(expected, found))
+
+
+# -- disconnect and reconnect --------------------------------------------------------------
+def test_disconnect_is_reported_fast_and_reconnect_replays_nothing(tmp_path: Path):
+    """Error within 100 ms of the unplug; back within 1 s of the device returning; after
+    it, the device receives holds at the measured position, never the old target."""
+    device = EmulatedDevice("fetch", tmp_path)
+    driver = _driver(device, tmp_path)
+    try:
+        driver.connect()
+        _wait_measured(driver)
+        driver.activate()
+        target = driver.last_measurement.servo_positions.copy()
+        target[1] -= 0.6  # shoulder lift: still moving when the cable goes
+        run_cycles(driver, 0.3, on_cycle=lambda k: driver.set_target(target))
+        unplugged = time.monotonic()
+        device.send_signal(signal.SIGUSR1)  # the emulator unplugs itself for 0.5 s
+        times = _follow_link(driver, device.port, unplugged)
+        assert times["error"] - unplugged < 0.100, times
+        assert times["recovered"] - times["returned"] < 1.0, times
+        assert "link lost" in driver.diagnostics()["error"] or driver.counters["link_lost"]
+        run_cycles(driver, 0.3)  # no fresh target after the reconnect
+    finally:
+        driver.close()
+        device.stop()
+    after = _commands_after(device, "reconnect")
+    assert len(after) > 10
+    positions = np.array([c["positions"] for c in after if c["accepted"]])
+    assert np.ptp(positions, axis=0).max() < 1e-6  # holds, no replayed motion
+
+
+def _follow_link(driver: FetchArmDriver, port: str, since: float) -> dict[str, float]:
+    """Cycle at 100 Hz and note when the error appears, the port returns, the error clears."""
+    times: dict[str, float] = {}
+    end = since + 5.0
+    while time.monotonic() < end and "recovered" not in times:
+        driver.read()
+        driver.write()
+        now = time.monotonic()
+        if driver.error and "error" not in times:
+            times["error"] = now
+        if "error" in times and "returned" not in times and os.path.exists(port):
+            times["returned"] = now
+        if "returned" in times and not driver.error:
+            times["recovered"] = now
+        time.sleep(0.01)
+    assert "recovered" in times, f"no reconnect: {times} {driver.diagnostics()}"
+    return times
+
+
+def _commands_after(device: EmulatedDevice, event: str) -> list[dict]:
+    rows = device.events()
+    index = max(i for i, row in enumerate(rows) if row["event"] == event)
+    return [row for row in rows[index:] if row["event"] == "command"]
+
+
+def test_estop_survives_a_reconnect_and_a_new_driver(tmp_path: Path):
+    """The latch is the host's (a file) and the device's: neither a replug nor a restarted
+    driver clears it; only reset() does."""
+    device = EmulatedDevice("fetch", tmp_path)
+    try:
+        driver = _driver(device, tmp_path)
+        driver.connect()
+        _wait_measured(driver)
+        driver.activate()
+        run_cycles(driver, 0.1)
+        driver.estop("test")
+        device.send_signal(signal.SIGUSR1)
+        _follow_link(driver, device.port, time.monotonic())
+        assert driver.safety.estopped
+        driver.close()
+        restarted = _driver(device, tmp_path)
+        restarted.connect()
+        assert restarted.safety.estopped
+        restarted.close()
+    finally:
+        device.stop()
+    assert device.events("estop"), "the device latched too"
+
+
+# -- torque off on exit (R10) and the device watchdog on a hard kill ------------------------
+def test_close_turns_torque_off_on_every_servo(tmp_path: Path):
+    device = EmulatedDevice("fetch", tmp_path)
+    try:
+        driver = _driver(device, tmp_path)
+        driver.connect()
+        _wait_measured(driver)
+        driver.activate()
+        run_cycles(driver, 0.1)
+        driver.close()
+        time.sleep(0.1)
+        servos = {e["servo"] for e in device.events("torque_disable") if e["reason"] == "host"}
+        assert servos == set(ARM_SERVOS)
+    finally:
+        device.stop()
+
+
+def _driver_node(device: EmulatedDevice, tmp: Path, domain: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "ROS_DOMAIN_ID": str(domain),
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+    }
+    args = ["-p", f"port:={device.port}", "-p", f"estop_latch_path:={tmp / 'estop.json'}"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "ros_ws.driver_node", "--ros-args", "-r", "__ns:=/fetch", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _wait_for_commands(device: EmulatedDevice, count: int, timeout_s: float = 30.0) -> None:
+    end = time.monotonic() + timeout_s
+    while len(device.events("command")) < count:
+        assert time.monotonic() < end, "the driver never commanded the device"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_driver_node_stopped_turns_torque_off(tmp_path: Path, signum: int):
+    """R10, graceful: a driver_node stopped by a signal disables every servo first."""
+    device = EmulatedDevice("fetch", tmp_path)
+    node = _driver_node(device, tmp_path, domain=90 + signum)
+    try:
+        _wait_for_commands(device, 20)
+        node.send_signal(signum)
+        assert node.wait(timeout=10) == 0
+        time.sleep(0.1)
+        servos = {e["servo"] for e in device.events("torque_disable") if e["reason"] == "host"}
+        assert servos == set(ARM_SERVOS)
+    finally:
+        if node.poll() is None:
+            node.kill()
+        device.stop()
+
+
+def test_driver_node_killed_trips_the_device_watchdog_within_30_ms(tmp_path: Path):
+    """R10, hard kill: nothing on the host can act; the device holds on its own."""
+    device = EmulatedDevice("fetch", tmp_path)
+    node = _driver_node(device, tmp_path, domain=95)
+    try:
+        _wait_for_commands(device, 20)
+        node.kill()
+        node.wait()
+        time.sleep(0.2)
+        trips = device.events("watchdog")
+        assert trips, "the device never held"
+        assert trips[-1]["age_ms"] <= 30.0 + 2.0  # checked every physics step (2 ms)
+    finally:
+        device.stop()
+
+
+# -- a stuck joint stops motion (R23) -----------------------------------------------------------
+def test_a_stuck_joint_latches_a_fault_naming_it_and_holds(tmp_path: Path):
+    config = tmp_path / "stuck.yaml"
+    config.write_text(
+        "deviations: none\nfaults:\n  stuck_joint: {name: elbow_flex_joint, at_s: 0.0}\n"
+    )
+    device = EmulatedDevice("fetch", tmp_path, config=config)
+    driver = _driver(device, tmp_path)
+    try:
+        driver.connect()
+        _wait_measured(driver)
+        driver.activate()
+        target = driver.last_measurement.servo_positions.copy()
+        elbow = driver.limits.names.index("elbow_flex_joint")
+        target[elbow] -= 0.8
+        sent = run_cycles(driver, 1.5, on_cycle=lambda k: driver.set_target(target))
+        assert driver.safety.latched and "elbow_flex_joint" in driver.safety.fault
+        faulted = next(i for i, c in enumerate(sent) if c.mode == "hold" and c.reason)
+        held = np.array([c.positions for c in sent[faulted:]])
+        assert np.ptp(held, axis=0).max() == 0.0  # not one step of motion after the fault
+    finally:
+        driver.close()
+        device.stop()
+
+
+# -- commands only while ACTIVE (R9) ------------------------------------------------------------
+def test_no_command_frame_reaches_the_device_outside_active(tmp_path: Path):
+    """Reads run while INACTIVE; Command frames go out only between activate and deactivate
+    (torque-off and heartbeats are allowed outside)."""
+    device = EmulatedDevice("fetch", tmp_path)
+    driver = _driver(device, tmp_path)
+    try:
+        driver.connect()
+        for _ in range(30):  # INACTIVE: reading, and asked to move
+            driver.read()
+            driver.set_target(np.zeros(len(ARM_SERVOS)))
+            time.sleep(0.01)
+        assert device.events("command") == []
+        driver.activate()
+        run_cycles(driver, 0.3)
+        driver.deactivate()
+        for _ in range(30):
+            driver.read()
+            time.sleep(0.01)
+        time.sleep(0.1)
+        rows = device.events()
+        off = max(i for i, r in enumerate(rows) if r["event"] == "enable" and not r["enabled"])
+        on = min(i for i, r in enumerate(rows) if r["event"] == "enable" and r["enabled"])
+        commands = [i for i, r in enumerate(rows) if r["event"] == "command"]
+        assert commands and on < min(commands) and max(commands) < off
+    finally:
+        driver.close()
+        device.stop()
