@@ -264,4 +264,3 @@ def _set_options(spec: mujoco.MjSpec) -> None:
     spec.option.timestep = 0.002
     spec.option.iterations = 20
     spec.option.ls_iterations = 10
-
