@@ -130,3 +130,23 @@ LATCHED = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+
+
+def goal_msg(xyz: tuple[float, float, float]) -> Any:
+    """A `goal` message (frame world, identity orientation) at `xyz`."""
+    from geometry_msgs.msg import PoseStamped
+
+    msg = PoseStamped()
+    msg.header.frame_id = "world"
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = xyz
+    msg.pose.orientation.w = 1.0
+    return msg
+
+
+def newest_diagnostics(received: list, name: str) -> dict[str, str]:
+    """The newest values of status `name` among received (time, DiagnosticArray) pairs."""
+    for _, msg in reversed(received):
+        for status in msg.status:
+            if status.name == name:
+                return {kv.key: kv.value for kv in status.values}
+    return {}

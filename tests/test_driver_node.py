@@ -13,7 +13,14 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from emulated_device import EmulatedDevice
 from geometry_msgs.msg import PoseStamped
-from ros_processes import LATCHED, Client, NodeProcess, private_domain
+from ros_processes import (
+    LATCHED,
+    Client,
+    NodeProcess,
+    goal_msg,
+    newest_diagnostics,
+    private_domain,
+)
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
@@ -21,20 +28,7 @@ from std_srvs.srv import SetBool, Trigger
 GOAL = (1.30, 0.80, 0.42)
 
 
-def _goal_msg() -> PoseStamped:
-    msg = PoseStamped()
-    msg.header.frame_id = "world"
-    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = GOAL
-    msg.pose.orientation.w = 1.0
-    return msg
-
-
-def _diagnostics(received: list, name: str) -> dict[str, str]:
-    for _, msg in reversed(received):
-        for status in msg.status:
-            if status.name == name:
-                return {kv.key: kv.value for kv in status.values}
-    return {}
+_diagnostics = newest_diagnostics
 
 
 @pytest.fixture
@@ -51,7 +45,7 @@ def rig(tmp_path: Path) -> Iterator[tuple[Client, dict[str, NodeProcess], Emulat
     )
     nodes = {"driver_node": driver, "policy_node": _policy(domain, tmp_path)}
     client = Client(domain)
-    client.node.create_publisher(PoseStamped, "/fetch/goal", LATCHED).publish(_goal_msg())
+    client.node.create_publisher(PoseStamped, "/fetch/goal", LATCHED).publish(goal_msg(GOAL))
     try:
         yield client, nodes, device
     finally:

@@ -16,7 +16,14 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy
-from ros_processes import LATCHED, Client, NodeProcess, private_domain
+from ros_processes import (
+    LATCHED,
+    Client,
+    NodeProcess,
+    goal_msg,
+    newest_diagnostics,
+    private_domain,
+)
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
@@ -59,20 +66,10 @@ GOAL = (1.30, 0.80, 0.42)
 
 
 def _goal_msg(xyz=GOAL) -> PoseStamped:
-    msg = PoseStamped()
-    msg.header.frame_id = "world"
-    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = xyz
-    msg.pose.orientation.w = 1.0
-    return msg
+    return goal_msg(xyz)
 
 
-def _diagnostics(received: list, name: str) -> dict[str, str]:
-    """The newest values of status `name` among received DiagnosticArrays."""
-    for _, msg in reversed(received):
-        for status in msg.status:
-            if status.name == name:
-                return {kv.key: kv.value for kv in status.values}
-    return {}
+_diagnostics = newest_diagnostics
 
 
 @pytest.fixture(scope="module")
