@@ -44,6 +44,13 @@ def _wait_measured(driver: FetchArmDriver, timeout_s: float = 5.0) -> None:
         time.sleep(0.005)
 
 
+def _activate(driver: FetchArmDriver) -> None:
+    """connect, wait for the first State, activate."""
+    driver.connect()
+    _wait_measured(driver)
+    driver.activate()
+
+
 # -- bad input at start-up -----------------------------------------------------------------
 def test_a_missing_port_is_named_with_the_fix(tmp_path: Path):
     driver = FetchArmDriver(SerialConfig(str(tmp_path / "ttyUSB9")))
@@ -125,9 +132,7 @@ def test_disconnect_is_reported_fast_and_reconnect_replays_nothing(tmp_path: Pat
     device = EmulatedDevice("fetch", tmp_path)
     driver = _driver(device, tmp_path)
     try:
-        driver.connect()
-        _wait_measured(driver)
-        driver.activate()
+        _activate(driver)
         target = driver.last_measurement.servo_positions.copy()
         target[1] -= 0.6  # shoulder lift: still moving when the cable goes
         run_cycles(driver, 0.3, on_cycle=lambda k: driver.set_target(target))
@@ -178,9 +183,7 @@ def test_estop_survives_a_reconnect_and_a_new_driver(tmp_path: Path):
     device = EmulatedDevice("fetch", tmp_path)
     try:
         driver = _driver(device, tmp_path)
-        driver.connect()
-        _wait_measured(driver)
-        driver.activate()
+        _activate(driver)
         run_cycles(driver, 0.1)
         driver.estop("test")
         device.send_signal(signal.SIGUSR1)
@@ -201,9 +204,7 @@ def test_close_turns_torque_off_on_every_servo(tmp_path: Path):
     device = EmulatedDevice("fetch", tmp_path)
     try:
         driver = _driver(device, tmp_path)
-        driver.connect()
-        _wait_measured(driver)
-        driver.activate()
+        _activate(driver)
         run_cycles(driver, 0.1)
         driver.close()
         time.sleep(0.1)
@@ -279,9 +280,7 @@ def test_a_stuck_joint_latches_a_fault_naming_it_and_holds(tmp_path: Path):
     device = EmulatedDevice("fetch", tmp_path, config=config)
     driver = _driver(device, tmp_path)
     try:
-        driver.connect()
-        _wait_measured(driver)
-        driver.activate()
+        _activate(driver)
         target = driver.last_measurement.servo_positions.copy()
         elbow = driver.limits.names.index("elbow_flex_joint")
         target[elbow] -= 0.8
