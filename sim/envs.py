@@ -9,12 +9,20 @@ With `privileged_state=True` the dict also carries `privileged_state`
 It rides in the observation dict, not in `info`, so vector envs move it through shared
 memory and its size is known from the observation space before any reset. Policies never
 see it: `policies.observation.flatten_observation` reads `observation` and `desired_goal`.
+
+With `randomization=` (a `RandomizationConfig` or a YAML path) every reset first applies an
+episode's domain randomization (`sim.randomization`): values drawn from the config's ranges
+with a generator of their own (seeded from the reset seed, so a seed gives the same initial
+state and goal with or without randomization), or given by the caller as
+`reset(options={"randomization": {path: value}})` (a trainer's ADR plan). The values used
+are in the reset's `info["randomization"]`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import mujoco
@@ -24,6 +32,12 @@ from gymnasium import spaces
 from sim.errors import ControlError
 from sim.tasks.base import Task
 from sim.twin import Twin
+
+if TYPE_CHECKING:
+    from sim.randomization.config import RandomizationConfig
+    from sim.randomization.engine import EpisodeRandomizer
+
+_RANDOMIZATION_STREAM = 0xD0  # a reset seed's second word for the randomization generator
 
 
 class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
@@ -42,6 +56,7 @@ class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         height: int = 480,
         camera: str | int = -1,
         privileged_state: bool = False,
+        randomization: RandomizationConfig | str | Path | None = None,
     ):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(
@@ -72,6 +87,8 @@ class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         # A symmetric box [-b, b]^n allows the fast in-range test of `_checked_action`.
         symmetric = np.all(self._low == -self._high) and np.all(self._high == self._high.flat[0])
         self._bound = float(self._high.flat[0]) if symmetric else None
+        self.randomizer = _randomizer(self.twin, task, randomization)
+        self._randomization_rng: np.random.Generator | None = None
 
     # MujocoEnv-compatible attributes ----------------------------------------------------
     @property
@@ -96,17 +113,43 @@ class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
+        randomizer = self.randomizer
+        values = self._randomize(randomizer, seed, options) if randomizer is not None else None
         self.goal = np.asarray(self.task.reset(self.twin, self.np_random), dtype=np.float64)
         obs = self._observe()
-        return obs, {"is_success": float(self.task.is_success(obs["achieved_goal"], self.goal))}
+        if randomizer is not None:
+            obs["observation"] = randomizer.begin_episode(obs["observation"])
+        info: dict[str, Any] = {
+            "is_success": float(self.task.is_success(obs["achieved_goal"], self.goal))
+        }
+        if values is not None:
+            info["randomization"] = values
+        return obs, info
+
+    def _randomize(
+        self, randomizer: EpisodeRandomizer, seed: int | None, options: dict[str, Any] | None
+    ) -> dict[str, float]:
+        """Apply this episode's randomization to the model, before the task resets it."""
+        if seed is not None or self._randomization_rng is None:
+            entropy = seed if seed is not None else int(self.np_random.integers(2**63))
+            self._randomization_rng = np.random.default_rng((entropy, _RANDOMIZATION_STREAM))
+        rng = self._randomization_rng
+        values = randomizer.sample(rng)
+        values.update((options or {}).get("randomization") or {})
+        return randomizer.apply(values, rng)
 
     def step(
         self, action: np.ndarray
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         action, clipped = self._checked_action(action)
-        self.task.apply_action(self.twin, action)
-        self.twin.step(nstep=self.task.frame_skip)
-        obs = self._observe()
+        if self.randomizer is None:
+            self.task.apply_action(self.twin, action)
+            self.twin.step(nstep=self.task.frame_skip)
+            obs = self._observe()
+        else:
+            self.randomizer.action.step(action)
+            obs = self._observe()
+            obs["observation"] = self.randomizer.observation.observe(obs["observation"])
         success = bool(self.task.is_success(obs["achieved_goal"], self.goal))
         info = {"is_success": float(success), "action_clipped": clipped}
         info.update(self.task.extra_info(self.twin))
@@ -168,3 +211,17 @@ class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if self._privileged:
             obs["privileged_state"] = self.task.privileged_state(self.twin)
         return obs
+
+
+def _randomizer(
+    twin: Twin, task: Task, randomization: RandomizationConfig | str | Path | None
+) -> EpisodeRandomizer | None:
+    """The env's randomizer, or None (the plain, fastest step) without a config."""
+    if randomization is None:
+        return None
+    from sim.randomization.config import RandomizationConfig, load_randomization
+    from sim.randomization.engine import EpisodeRandomizer
+
+    if not isinstance(randomization, RandomizationConfig):
+        randomization = load_randomization(randomization)
+    return EpisodeRandomizer(twin, task, randomization)

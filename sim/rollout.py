@@ -106,6 +106,7 @@ class RolloutConfig:
     video_episodes: int = 3
     video_size_px: int = 480
     progress: bool = True
+    randomization: Path | None = None  # a randomization YAML: episodes on perturbed twins
 
     def __post_init__(self) -> None:
         get_task_spec(self.task)
@@ -117,7 +118,8 @@ class RolloutConfig:
 
 def rollout(config: RolloutConfig) -> RolloutResult:
     """Run `config.episodes` seeded episodes; episode i uses seed `config.seed + i`."""
-    env = make_task_env(config.task, render_mode="rgb_array" if config.video else None)
+    extra = {"randomization": config.randomization} if config.randomization else {}
+    env = make_task_env(config.task, render_mode="rgb_array" if config.video else None, **extra)
     policy = make_policy(config.policy, config.task, env, config.seed)
     camera = env.unwrapped.task.video_camera  # type: ignore[attr-defined]
     frames: list[np.ndarray] = []
@@ -199,6 +201,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--video-episodes", type=int, default=3, help="episodes in the video (default 3)"
     )
+    parser.add_argument(
+        "--randomization",
+        type=Path,
+        help="randomization YAML (sim/randomization/configs/): every episode runs on a twin "
+        "perturbed as it says, the same perturbation for the same seed",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -210,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         video=args.video,
         video_episodes=args.video_episodes,
+        randomization=args.randomization,
     )
     result = rollout(config)
     summary = {k: v for k, v in asdict(result).items() if k != "per_episode_success"}

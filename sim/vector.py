@@ -17,6 +17,10 @@ Autoreset follows Gymnasium's modes (`metadata["autoreset_mode"]`):
   observation; the final one is in ``info["final_obs"]`` (and ``info["final_info"]``).
 - ``DISABLED``: never resets by itself; call ``reset(options={"reset_mask": mask})``.
 
+Reset options go to every sub-env, except ``reset(options={"per_env": [o_0, ..., o_n-1]})``
+which gives sub-env i its own options ``o_i`` (a dict or None), e.g. a trainer's
+per-episode randomization values.
+
 Seeding: `reset(seed=s)` seeds sub-env i with ``s + i`` (a list gives one seed per env), as
 Gymnasium does; the constructor's `seed` is used for the first reset that is given none.
 A sub-env's results are therefore identical to a single env built and stepped on its own.
@@ -53,6 +57,7 @@ from sim.tasks import DEFAULT_TASK, TASKS, make_task_env
 
 _ALIGN_BYTES = 64  # each shared array starts on its own cache line
 _RESET_MASK = "reset_mask"
+_PER_ENV = "per_env"
 
 
 class WorkerError(TwinbridgeError, RuntimeError):
@@ -227,7 +232,8 @@ class _WorkerEnvs:
                 infos.append(None)
                 continue
             self.current = j
-            obs, info = env.reset(seed=seeds[j], options=options)
+            own = options[_PER_ENV][j] if options and _PER_ENV in options else options
+            obs, info = env.reset(seed=seeds[j], options=own)
             self._write_obs(j, obs)
             self.terminated[j] = self.truncated[j] = self.needs_reset[j] = False
             infos.append(info)
@@ -430,8 +436,13 @@ class SubprocVectorEnv(VectorEnv):
             if options and _RESET_MASK in options
             else None
         )
+        per_env = _per_env_options(options, self.num_envs)
         args = [
-            (seeds[w.start : w.stop], options, None if mask is None else mask[w.start : w.stop])
+            (
+                seeds[w.start : w.stop],
+                options if per_env is None else {_PER_ENV: per_env[w.start : w.stop]},
+                None if mask is None else mask[w.start : w.stop],
+            )
             for w in self._workers
         ]
         self._send_all("reset", args)
@@ -645,6 +656,19 @@ def _seed_list(seed: int | Sequence[int | None] | None, n: int) -> list[int | No
     if len(seeds) != n:
         raise ValueError(f"got {len(seeds)} seeds for {n} sub-envs; pass one per env or an int")
     return seeds
+
+
+def _per_env_options(options: dict[str, Any] | None, n: int) -> list[Any] | None:
+    """The per-env options list if `options` is `{"per_env": [...]}` of length n, else None."""
+    if not options or _PER_ENV not in options:
+        return None
+    per_env = options[_PER_ENV]
+    if set(options) != {_PER_ENV} or not isinstance(per_env, list | tuple) or len(per_env) != n:
+        raise ValueError(
+            f"options['per_env'] must be the only option and a list of {n} dicts or None "
+            f"(one per sub-env), got {type(per_env).__name__} with keys {sorted(options)}"
+        )
+    return list(per_env)
 
 
 def _reset_mask(mask: Any, n: int) -> np.ndarray:

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from policies.training.errors import TrainingConfigError
-from policies.training.options import build_config, check_field_types, check_ranges, require
+from policies.training.options import (
+    build_config,
+    check_field_types,
+    check_randomization,
+    check_ranges,
+    require,
+)
 from sim.errors import UnknownNameError
 from sim.tasks import get_task_spec
 
@@ -24,8 +30,9 @@ ALGOS = ("her-sac", "her-td3")  # her-td3: the measured alternative (policies.tr
 HER_STRATEGIES = ("future",)
 EXPLORATIONS = ("action", "parameter")  # parameter: policies.training.param_noise (her-td3)
 EXPORT_FROM = ("final", "best")  # export the last policy, or the best-evaluating snapshot
-# Options a resumed run may change: they do not affect what is learned.
-RESUMABLE = ("total_env_steps", "progress", "num_workers")
+# Options a resumed run may change: they do not affect what is learned, except
+# randomization, which a resumed run may add or change to fine-tune on randomized physics.
+RESUMABLE = ("total_env_steps", "progress", "num_workers", "randomization")
 
 
 def _opt(default: Any, help: str, **kwargs: Any) -> Any:
@@ -97,6 +104,9 @@ class HerSacConfig:
     epoch_env_steps: int = _opt(2000, "env steps between evaluations, log rows and checkpoints")
     eval_episodes: int = _opt(20, "deterministic-action episodes per evaluation")
     eval_seed: int = _opt(1_000_000, "seed of evaluation episode 0 (episode i: eval_seed + i)")
+    randomization: str = _opt(
+        "", "domain randomization / ADR YAML (sim/randomization/configs/); empty: none"
+    )
     torch_threads: int = _opt(1, "torch intra-op threads (env workers use the other cores)")
     progress: bool = _opt(True, "show a tqdm progress bar")
 
@@ -158,6 +168,7 @@ def _parse(text: str, path: Path) -> Any:
 
 
 def _check_names(config: HerSacConfig) -> None:
+    check_randomization(config.randomization)
     try:
         get_task_spec(config.task)
     except UnknownNameError as e:

@@ -4,17 +4,24 @@ Training and evaluation both reset every env with explicit seeds, then step exac
 no autoreset is involved, so the step-T observation (the final one HER needs) is simply the
 last one returned, and a run is a deterministic function of the seeds. With
 `privileged=True` the batched observations also carry `privileged_state` (see `sim.envs`),
-for asymmetric critics.
+for asymmetric critics. With `randomization` every env randomizes its physics before each
+reset (`sim.randomization`); `reset(seeds, options)` gives env i its own reset options
+(an ADR plan's values), wherever the env runs.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import gymnasium as gym
 import numpy as np
 
 from sim.tasks import make_task_env
+
+if TYPE_CHECKING:
+    from sim.randomization.config import RandomizationConfig
+
+Options = list[dict[str, Any] | None] | None  # reset options per env, or None
 
 
 class LockstepEnvs(Protocol):
@@ -24,7 +31,7 @@ class LockstepEnvs(Protocol):
     single_observation_space: gym.spaces.Dict
     single_action_space: gym.spaces.Box
 
-    def reset(self, seeds: list[int]) -> dict[str, np.ndarray]: ...
+    def reset(self, seeds: list[int], options: Options = None) -> dict[str, np.ndarray]: ...
 
     def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]: ...
 
@@ -36,18 +43,31 @@ class LockstepEnvs(Protocol):
 class LocalEnvs:
     """`num_envs` envs stepped one after another in this process (tests, tiny runs)."""
 
-    def __init__(self, task: str, num_envs: int, privileged: bool = False):
+    def __init__(
+        self,
+        task: str,
+        num_envs: int,
+        privileged: bool = False,
+        randomization: RandomizationConfig | None = None,
+    ):
         self.envs = [
-            make_task_env(task, disable_env_checker=True, privileged_state=privileged)
+            make_task_env(
+                task, disable_env_checker=True, privileged_state=privileged,
+                randomization=randomization,
+            )
             for _ in range(num_envs)
-        ]
+        ]  # fmt: skip
         self.num_envs = num_envs
         self.single_observation_space = cast(gym.spaces.Dict, self.envs[0].observation_space)
         self.single_action_space = cast(gym.spaces.Box, self.envs[0].action_space)
 
-    def reset(self, seeds: list[int]) -> dict[str, np.ndarray]:
-        """Reset env i with seed `seeds[i]`; batched dict observation."""
-        return _stack([env.reset(seed=int(s))[0] for env, s in zip(self.envs, seeds, strict=True)])
+    def reset(self, seeds: list[int], options: Options = None) -> dict[str, np.ndarray]:
+        """Reset env i with seed `seeds[i]` (and `options[i]`); batched dict observation."""
+        per_env = options or [None] * len(self.envs)
+        return _stack([
+            env.reset(seed=int(s), options=o)[0]
+            for env, s, o in zip(self.envs, seeds, per_env, strict=True)
+        ])  # fmt: skip
 
     def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Step every env; batched observation and `is_success` flags."""
@@ -67,22 +87,34 @@ class LocalEnvs:
 class WorkerEnvs:
     """The same lockstep interface over `sim.vector.SubprocVectorEnv` (autoreset disabled)."""
 
-    def __init__(self, task: str, num_envs: int, num_workers: int, privileged: bool = False):
+    def __init__(
+        self,
+        task: str,
+        num_envs: int,
+        num_workers: int,
+        privileged: bool = False,
+        randomization: RandomizationConfig | None = None,
+    ):
         from gymnasium.vector import AutoresetMode
 
         from sim.vector import SubprocVectorEnv
 
+        kwargs: dict[str, Any] = {"privileged_state": privileged}
+        if randomization is not None:
+            kwargs["randomization"] = randomization
         self.vector = SubprocVectorEnv(
             task, num_envs, num_workers, autoreset_mode=AutoresetMode.DISABLED,
-            env_kwargs={"privileged_state": privileged},
+            env_kwargs=kwargs,
         )  # fmt: skip
         self.num_envs = num_envs
         self.single_observation_space = cast(gym.spaces.Dict, self.vector.single_observation_space)
         self.single_action_space = cast(gym.spaces.Box, self.vector.single_action_space)
 
-    def reset(self, seeds: list[int]) -> dict[str, np.ndarray]:
-        """Reset every sub-env with its own seed."""
-        return self.vector.reset(seed=[int(s) for s in seeds])[0]  # type: ignore[return-value]
+    def reset(self, seeds: list[int], options: Options = None) -> dict[str, np.ndarray]:
+        """Reset every sub-env with its own seed (and its own options)."""
+        per_env = {"per_env": options} if options else None
+        obs = self.vector.reset(seed=[int(s) for s in seeds], options=per_env)[0]
+        return obs  # type: ignore[return-value]
 
     def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Step every sub-env; batched observation and `is_success` flags."""
@@ -98,12 +130,16 @@ class WorkerEnvs:
 
 
 def make_lockstep_envs(
-    task: str, num_envs: int, num_workers: int, privileged: bool = False
+    task: str,
+    num_envs: int,
+    num_workers: int,
+    privileged: bool = False,
+    randomization: RandomizationConfig | None = None,
 ) -> LockstepEnvs:
     """Worker processes when `num_workers` > 0, else envs in this process."""
     if num_workers > 0:
-        return WorkerEnvs(task, num_envs, num_workers, privileged)
-    return LocalEnvs(task, num_envs, privileged)
+        return WorkerEnvs(task, num_envs, num_workers, privileged, randomization)
+    return LocalEnvs(task, num_envs, privileged, randomization)
 
 
 def _stack(observations: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

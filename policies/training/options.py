@@ -71,3 +71,15 @@ def require(name: str, value: Any, ok: bool, what: str) -> None:
     """Raise `TrainingConfigError` naming the option unless `ok`."""
     if not ok:
         raise TrainingConfigError(f"option {name} {what}, got {value!r}")
+
+
+def check_randomization(path: str) -> None:
+    """The `randomization` option names a readable, valid randomization YAML (or is "")."""
+    if not path:
+        return
+    from sim.randomization import RandomizationError, load_randomization
+
+    try:
+        load_randomization(path)
+    except RandomizationError as e:
+        raise TrainingConfigError(f"option randomization: {e}") from e

@@ -37,13 +37,14 @@ from policies.training.checkpoint import (
     load_optimizer_tensors,
     optimizer_tensors,
 )
-from policies.training.envs import LockstepEnvs, make_lockstep_envs
+from policies.training.envs import LockstepEnvs, Options, make_lockstep_envs
 from policies.training.errors import CheckpointCorruptError, TrainingConfigError
 from policies.training.normalizer import RunningNormalizer
 from policies.training.ppo_config import RESUMABLE, PpoLstmConfig
 from policies.training.ppo_loss import ppo_losses
 from policies.training.ppo_networks import LstmGaussianPolicy, PrivilegedValue
 from policies.training.ppo_rollout import Rollout, gae
+from policies.training.randomization import TrainingRandomization
 from policies.training.rng import numpy_state_from_tensor, numpy_state_to_tensor
 from policies.training.shaped_reward import make_training_reward
 
@@ -82,9 +83,11 @@ class PpoLstmTrainer(ResumableTrainer):
         torch.set_num_threads(config.torch_threads)
         torch.manual_seed(config.seed)  # network initialization only
         self.config = config
+        self.randomization = TrainingRandomization.from_path(config.randomization)
         self.envs = envs or make_lockstep_envs(
-            config.task, config.num_envs, config.num_workers, privileged=True
-        )
+            config.task, config.num_envs, config.num_workers, privileged=True,
+            randomization=self.randomization.config,
+        )  # fmt: skip
         self.episode_steps = config.episode_steps()
         self.steps = config.episodes_per_rollout * self.episode_steps  # per env and rollout
         self.dims = _dims(self.envs)
@@ -144,7 +147,9 @@ class PpoLstmTrainer(ResumableTrainer):
         for episode in range(c.episodes_per_rollout):
             seeds = self.rng.integers(0, 2**31 - 1, n).tolist()
             rows = slice(episode * n, (episode + 1) * n)
-            success, ret, dropped = self._episode(seeds, rollout, rows)
+            options = self.randomization.plan(n, self.rng)
+            success, ret, dropped = self._episode(seeds, rollout, rows, options)
+            self.randomization.report(success)
             rollout.success[rows] = success
             returns.append(ret)
             drops.append(dropped)
@@ -157,14 +162,18 @@ class PpoLstmTrainer(ResumableTrainer):
         }
 
     def _episode(
-        self, seeds: list[int], rollout: Rollout | None = None, rows: slice = slice(None)
+        self,
+        seeds: list[int],
+        rollout: Rollout | None = None,
+        rows: slice = slice(None),
+        options: Options = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One episode per env: exploring into `rollout` if given, else deterministic.
 
         Returns is_success at the last step, the training-reward return (up to a drop) and
         whether the object was dropped.
         """
-        obs = self.envs.reset(seeds)
+        obs = self.envs.reset(seeds, options)
         state = self.policy.initial_state(len(seeds))
         alive = np.ones(len(seeds), dtype=bool)
         ret = np.zeros(len(seeds))
@@ -306,7 +315,7 @@ class PpoLstmTrainer(ResumableTrainer):
         tensors["rng/torch"] = self.generator.get_state()
         return CheckpointState(
             self.config.task, self.config.algo, self.config.to_dict(), tensors,
-            dict(self.counters),
+            {**self.counters, **self.randomization.counters()},
         )  # fmt: skip
 
     def restore(self, state: CheckpointState) -> None:
@@ -332,10 +341,12 @@ class PpoLstmTrainer(ResumableTrainer):
         self.best_policy = {k: v.clone() for k, v in t.items() if k.startswith("best/")}
         self.rng = numpy_state_from_tensor(t["rng/numpy"])
         self.generator.set_state(t["rng/torch"])
-        missing = sorted(set(self.counters) - set(state.counters))
+        counters = dict(state.counters)
+        self.randomization.restore(counters)
+        missing = sorted(set(self.counters) - set(counters))
         if missing:
             raise KeyError(f"counters {missing}")
-        self.counters.update(state.counters)
+        self.counters.update(counters)
 
 
 def _dims(envs: LockstepEnvs) -> dict[str, int]:

@@ -19,14 +19,21 @@ from typing import Any
 
 from policies.training.config import _opt
 from policies.training.errors import TrainingConfigError
-from policies.training.options import build_config, check_field_types, check_ranges, require
+from policies.training.options import (
+    build_config,
+    check_field_types,
+    check_randomization,
+    check_ranges,
+    require,
+)
 from sim.errors import UnknownNameError
 from sim.tasks import get_task_spec
 
 ALGO = "ppo-lstm"
 REWARDS = ("dactyl", "env")  # policies.training.shaped_reward
-# Options a resumed run may change: they do not affect what is learned.
-RESUMABLE = ("total_env_steps", "progress", "num_workers")
+# Options a resumed run may change: they do not affect what is learned, except
+# randomization, which a resumed run may add or change to fine-tune on randomized physics.
+RESUMABLE = ("total_env_steps", "progress", "num_workers", "randomization")
 
 
 @dataclass
@@ -96,6 +103,9 @@ class PpoLstmConfig:
     )
     eval_episodes: int = _opt(20, "deterministic-action episodes per evaluation")
     eval_seed: int = _opt(1_000_000, "seed of evaluation episode 0 (episode i: eval_seed + i)")
+    randomization: str = _opt(
+        "", "domain randomization / ADR YAML (sim/randomization/configs/); empty: none"
+    )
     torch_threads: int = _opt(1, "torch intra-op threads (env workers use the other cores)")
     progress: bool = _opt(True, "show a tqdm progress bar")
 
@@ -130,6 +140,7 @@ class PpoLstmConfig:
 
 
 def _check_names(config: PpoLstmConfig) -> None:
+    check_randomization(config.randomization)
     try:
         get_task_spec(config.task)
     except UnknownNameError as e:

@@ -8,7 +8,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from policies.training.randomization import TrainingRandomization
 
 
 class EpochTrainer(Protocol):
@@ -18,6 +21,7 @@ class EpochTrainer(Protocol):
     counters: dict[str, Any]  # env_steps, updates, episodes, epoch, *_s timings, best_*
     steps: int  # env steps per env and iteration
     log_columns: tuple[str, ...]  # progress.csv columns
+    randomization: TrainingRandomization  # domain randomization / ADR of the run
 
     def iterate(self) -> dict[str, float]: ...
 

@@ -1,6 +1,7 @@
 """`HerSacTrainer`: collect fixed-length episodes, store them, relabel with HER, train SAC.
 
 Run: `twinbridge train --task fetch-reach --total-env-steps 6000 --seed 0 --out runs/reach`
+(add `--randomization sim/randomization/configs/fetch-push-adr.yaml` for DR or ADR)
 
 One iteration collects an episode batch (`num_envs` episodes of T steps, all envs reset with
 seeds drawn from the run's numpy RNG), adds it to the replay and the normalizer, then runs
@@ -34,6 +35,7 @@ from policies.training.errors import CheckpointCorruptError
 from policies.training.logs import COLUMNS
 from policies.training.normalizer import RunningNormalizer
 from policies.training.protocols import EpochTrainer
+from policies.training.randomization import TrainingRandomization
 from policies.training.replay import EpisodeBatch, EpisodeReplay, Transitions
 from policies.training.rng import numpy_state_from_tensor, numpy_state_to_tensor
 from policies.training.sac import Batch
@@ -54,7 +56,11 @@ class HerSacTrainer(ResumableTrainer):
         torch.set_num_threads(config.torch_threads)
         torch.manual_seed(config.seed)  # network initialization only
         self.config = config
-        self.envs = envs or make_lockstep_envs(config.task, config.num_envs, config.num_workers)
+        self.randomization = TrainingRandomization.from_path(config.randomization)
+        self.envs = envs or make_lockstep_envs(
+            config.task, config.num_envs, config.num_workers,
+            randomization=self.randomization.config,
+        )  # fmt: skip
         self.steps = config.episode_steps()
         space = self.envs.single_observation_space
         self.dims = {
@@ -97,7 +103,7 @@ class HerSacTrainer(ResumableTrainer):
         """One episode per env with the stochastic policy (uniform random during warmup)."""
         n, steps = self.config.num_envs, self.steps
         seeds = self.rng.integers(0, 2**31 - 1, n).tolist()
-        obs = self.envs.reset(seeds)
+        obs = self.envs.reset(seeds, self.randomization.plan(n, self.rng))
         random = self.counters["env_steps"] < self.config.warmup_env_steps
         if not random:
             self.agent.begin_episodes(n, self.generator)
@@ -108,7 +114,8 @@ class HerSacTrainer(ResumableTrainer):
             rows["achieved"].append(obs["achieved_goal"])
             rows["desired"].append(obs["desired_goal"])
             rows["act"].append(action)
-            obs, _ = self.envs.step(action)
+            obs, success = self.envs.step(action)
+        self.randomization.report(success)
         rows["obs"].append(obs["observation"])
         rows["achieved"].append(obs["achieved_goal"])
         keys = ("obs", "achieved", "desired", "act")
@@ -221,6 +228,7 @@ class HerSacTrainer(ResumableTrainer):
         tensors["rng/torch"] = self.generator.get_state()
         counters = {**self.counters, "replay_size": self.replay.size}
         counters["replay_next"] = self.replay.next
+        counters.update(self.randomization.counters())
         return CheckpointState(
             self.config.task, self.config.algo, self.config.to_dict(), tensors, counters
         )
@@ -247,6 +255,7 @@ class HerSacTrainer(ResumableTrainer):
         self.normalizer.load_state_tensors(t, "normalizer/")
         self.best_policy = {k: v.clone() for k, v in t.items() if k.startswith("best/")}
         counters = dict(state.counters)
+        self.randomization.restore(counters)
         self.replay.load_state_tensors(
             t, "replay/", counters.pop("replay_size"), counters.pop("replay_next")
         )
@@ -306,6 +315,7 @@ def _end_epoch(
     row["env_steps_per_s"] = counters["env_steps"] / max(counters["collect_s"], 1e-9)
     row["updates_per_s"] = counters["updates"] / max(counters["update_s"], 1e-9)
     log.write(row)
+    trainer.randomization.log_epoch(out_dir, counters["env_steps"])
     trainer.save(out_dir / "checkpoint")
     return row
 

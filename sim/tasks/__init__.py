@@ -77,7 +77,7 @@ def make_env(task: str, render_mode: str | None = None, **kwargs: Any):
     """Gymnasium entry point: build a TwinGoalEnv for the Task class at path `task`."""
     from sim.envs import TwinGoalEnv
 
-    env_keys = {"width", "height", "camera", "privileged_state"}
+    env_keys = {"width", "height", "camera", "privileged_state", "randomization"}
     env_kwargs = {k: v for k, v in kwargs.items() if k in env_keys}
     task_kwargs = {k: v for k, v in kwargs.items() if k not in env_keys}
     return TwinGoalEnv(task_class(task)(**task_kwargs), render_mode=render_mode, **env_kwargs)

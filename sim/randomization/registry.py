@@ -1,0 +1,44 @@
+"""Every randomizable parameter by path, and the model randomizers that own them.
+
+The visual family registers here like the physics one; the action and observation
+pipelines own their parameters directly (they act on the step, not on the model).
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from sim.randomization.action import ACTION_PARAMETERS
+from sim.randomization.base import Randomizer
+from sim.randomization.observation import OBSERVATION_PARAMETERS
+from sim.randomization.parameters import Parameter, RandomizationError
+from sim.randomization.physics import PHYSICS_RANDOMIZERS
+from sim.randomization.visual import VISUAL_RANDOMIZERS
+
+MODEL_RANDOMIZERS: tuple[type[Randomizer], ...] = (*PHYSICS_RANDOMIZERS, *VISUAL_RANDOMIZERS)
+
+
+def _all_parameters() -> dict[str, Parameter]:
+    parameters = [p for cls in MODEL_RANDOMIZERS for p in cls.parameters]
+    parameters += [*ACTION_PARAMETERS, *OBSERVATION_PARAMETERS]
+    by_path: dict[str, Parameter] = {}
+    for parameter in parameters:
+        if parameter.path in by_path:
+            raise RandomizationError(f"parameter {parameter.path} is registered twice")
+        by_path[parameter.path] = parameter
+    return by_path
+
+
+PARAMETERS: dict[str, Parameter] = _all_parameters()
+
+
+def get_parameter(path: str) -> Parameter:
+    """The spec of `path`, or an error naming it and the closest known paths."""
+    if path not in PARAMETERS:
+        close = difflib.get_close_matches(path, PARAMETERS, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise RandomizationError(
+            f"unknown randomization parameter {path!r}{hint} "
+            f"(known: {', '.join(sorted(PARAMETERS))})"
+        )
+    return PARAMETERS[path]
