@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sim.errors import TwinbridgeError, UnknownNameError
+from sim.randomization.config import RandomizationConfig
 from sim.tasks import DEFAULT_TASK, TASKS, get_task_spec, make_task_env
 from sim.twin import Twin
 
@@ -106,7 +107,8 @@ class RolloutConfig:
     video_episodes: int = 3
     video_size_px: int = 480
     progress: bool = True
-    randomization: Path | None = None  # a randomization YAML: episodes on perturbed twins
+    # A randomization YAML (or config): every episode on a twin perturbed as it says.
+    randomization: Path | RandomizationConfig | None = None
 
     def __post_init__(self) -> None:
         get_task_spec(self.task)

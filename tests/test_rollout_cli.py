@@ -119,3 +119,22 @@ def test_nan_action_raises_instead_of_reaching_the_env(tmp_path: Path) -> None:
     obs, _ = env.reset(seed=0)
     with pytest.raises(PolicyOutputError, match="non-finite action"):
         policy(obs)
+
+
+def test_rollout_on_a_perturbed_twin_and_a_bad_randomization_file(tmp_path: Path) -> None:
+    """The zoo policy on the held-out perturbed set: it runs, reproducibly, and loses some
+    of its nominal success; a bad file exits 2 naming the file and the parameter."""
+    args = ["rollout", "--task", "fetch-push", "--policy", "policies/zoo/fetch-push.onnx",
+            "--episodes", "12", "--json"]  # fmt: skip
+    perturbed = "sim/randomization/configs/fetch-perturbed-eval.yaml"
+    runs = [run_cli(*args, "--randomization", perturbed) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr
+    rates = [json.loads(r.stdout.strip().splitlines()[-1])["success_rate"] for r in runs]
+    assert rates[0] == rates[1]
+    nominal = json.loads(run_cli(*args).stdout.strip().splitlines()[-1])["success_rate"]
+    assert rates[0] < nominal
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("parameters:\n  physics.object_mass:scale: [-1.0, 2.0]\n")
+    done = run_cli(*args, "--randomization", str(bad))
+    assert done.returncode == 2
+    assert str(bad) in done.stderr and "physics.object_mass:scale" in done.stderr

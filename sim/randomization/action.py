@@ -65,12 +65,13 @@ class ActionPipeline:
         delay = min(round(values["action.actuator_delay:substeps"]), top)
         self._delays = rng.integers(0, delay + 1, nu) if delay else None
         self._deadband = values["action.backlash:ctrl_fraction"] * self._ctrl_width
+        self._has_backlash = bool(self._deadband.any())
         self._rng = rng
         self._active = self._twin.data.ctrl.copy()  # the command the actuators follow
         self._pending: deque[np.ndarray] = deque()
         self.nominal = not (
             self._noise_std or bias_std or self._latency or self._jitter
-            or self._delays is not None or self._deadband.any()
+            or self._delays is not None or self._has_backlash
         )  # fmt: skip
 
     def step(self, action: np.ndarray) -> None:
@@ -83,7 +84,8 @@ class ActionPipeline:
         task.apply_action(twin, self._perturbed(action))
         self._pending.append(twin.data.ctrl.copy())
         command = self._pending.popleft() if len(self._pending) > self._latency else self._active
-        command = np.clip(self._active, command - self._deadband, command + self._deadband)
+        if self._has_backlash:
+            command = np.clip(self._active, command - self._deadband, command + self._deadband)
         self._advance(command)
 
     def _perturbed(self, action: np.ndarray) -> np.ndarray:
@@ -93,14 +95,23 @@ class ActionPipeline:
         return np.clip(noisy, self._low, self._high)
 
     def _advance(self, command: np.ndarray) -> None:
-        """Step the physics, each actuator switching to `command` after its delay."""
-        previous, twin = self._active, self._twin
+        """Step the physics, each actuator switching to `command` after its delay.
+
+        `command` comes from the task (finite, in range); `Twin.step` still refuses a
+        non-finite control before stepping.
+        """
+        previous, twin, ctrl = self._active, self._twin, self._twin.data.ctrl
+        self._active = command
         jitter = int(self._rng.integers(0, self._jitter + 1)) if self._jitter else 0
+        if self._delays is None and jitter == 0:
+            ctrl[:] = command
+            twin.step(nstep=self._frame_skip)
+            return
         delays = np.full(command.shape, jitter) if self._delays is None else self._delays + jitter
         delays = np.minimum(delays, self._frame_skip - 1)
         done = 0
         for start in [*np.unique(delays).tolist(), self._frame_skip]:
             if start > done:
-                twin.step(np.where(delays < start, command, previous), nstep=start - done)
+                ctrl[:] = np.where(delays < start, command, previous)
+                twin.step(nstep=start - done)
                 done = start
-        self._active = command
