@@ -366,9 +366,10 @@ def test_the_shipped_configs_load_and_apply():
 
     for path in sorted(Path("sim/randomization/configs").glob("*.yaml")):
         config = load_randomization(path)
-        env = make_task_env("fetch-push", disable_env_checker=True, randomization=config)
+        task = "fetch-push" if path.name.startswith("fetch") else "hand-reach"
+        env = make_task_env(task, disable_env_checker=True, randomization=config)
         env.reset(seed=0)
-        env.step(np.zeros(4))
+        env.step(np.zeros(env.action_space.shape))
 
 
 def test_physics_randomizers_are_all_registered():
