@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from resume_runs import straight_and_resumed
 
 from policies.training.checkpoint import (
     META_FILE,
@@ -33,7 +34,7 @@ from policies.training.param_noise import (
     action_distance,
     perturbed_copy,
 )
-from policies.training.trainer import HerSacTrainer, run_training
+from policies.training.trainer import HerSacTrainer
 from sim.cli import main
 
 # Smallest budget that reached >= 0.9 on all of seeds 0, 1, 2 was 800 env steps (evaluated
@@ -172,17 +173,9 @@ def resume_config(total: int, algo: str) -> HerSacConfig:
 
 @pytest.mark.parametrize("algo", ["her-sac", "her-td3", "her-td3-param"])
 def test_checkpoint_resume_is_bit_identical(tmp_path: Path, algo: str) -> None:
-    straight = HerSacTrainer(resume_config(300, algo))
-    run_training(straight, tmp_path / "straight")
-    straight.close()
-    first = HerSacTrainer(resume_config(200, algo))
-    run_training(first, tmp_path / "split")
-    first.close()
-    resumed = HerSacTrainer.resume(tmp_path / "split" / "checkpoint", total_env_steps=300)
-    run_training(resumed, tmp_path / "split")
-    resumed.close()
-    a = load_checkpoint(tmp_path / "straight" / "checkpoint")
-    b = load_checkpoint(tmp_path / "split" / "checkpoint")
+    a, b = straight_and_resumed(
+        lambda total: HerSacTrainer(resume_config(total, algo)), 300, 200, tmp_path
+    )
     assert a.tensors.keys() == b.tensors.keys()
     for name in a.tensors:
         assert torch.equal(a.tensors[name], b.tensors[name]), name

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from resume_runs import straight_and_resumed
 
 from policies.export import export_policy
 from policies.observation import flatten_observation
 from policies.runtime import PolicyRunner
-from policies.training.checkpoint import load_checkpoint
 from policies.training.envs import LocalEnvs, make_lockstep_envs
 from policies.training.errors import TrainingConfigError
 from policies.training.logs import EpochLog
@@ -24,7 +24,6 @@ from policies.training.ppo_export import lstm_policy_graph
 from policies.training.ppo_loss import ppo_losses
 from policies.training.ppo_rollout import gae
 from policies.training.shaped_reward import DactylReward
-from policies.training.trainer import run_training
 from sim.cli import main
 from sim.tasks import TASKS, make_task_env
 
@@ -266,17 +265,9 @@ def test_dactyl_reward_pays_progress_success_and_punishes_a_drop() -> None:
 
 # -- checkpoints and export ---------------------------------------------------------------------
 def test_checkpoint_resume_is_bit_identical(tmp_path: Path) -> None:
-    straight = PpoLstmTrainer(tiny(total_env_steps=120, seed=3))
-    run_training(straight, tmp_path / "straight")
-    straight.close()
-    first = PpoLstmTrainer(tiny(total_env_steps=80, seed=3))
-    run_training(first, tmp_path / "split")
-    first.close()
-    resumed = PpoLstmTrainer.resume(tmp_path / "split" / "checkpoint", total_env_steps=120)
-    run_training(resumed, tmp_path / "split")
-    resumed.close()
-    a = load_checkpoint(tmp_path / "straight" / "checkpoint")
-    b = load_checkpoint(tmp_path / "split" / "checkpoint")
+    a, b = straight_and_resumed(
+        lambda total: PpoLstmTrainer(tiny(total_env_steps=total, seed=3)), 120, 80, tmp_path
+    )
     assert a.tensors.keys() == b.tensors.keys() and "optim/policy/0/exp_avg" in a.tensors
     for name in a.tensors:
         assert torch.equal(a.tensors[name], b.tensors[name]), name

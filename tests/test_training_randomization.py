@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from resume_runs import straight_and_resumed
 
-from policies.training.checkpoint import load_checkpoint
 from policies.training.config import HerSacConfig
 from policies.training.errors import TrainingConfigError
 from policies.training.ppo import PpoLstmTrainer
 from policies.training.ppo_config import PpoLstmConfig
 from policies.training.randomization import TrainingRandomization
-from policies.training.trainer import HerSacTrainer, run_training
+from policies.training.trainer import HerSacTrainer
 from sim.randomization import load_randomization
 from sim.vector import SubprocVectorEnv
 
@@ -79,17 +79,9 @@ def test_fixed_ranges_alone_plan_nothing(tmp_path: Path) -> None:
 def test_her_with_adr_resumes_bit_identically_and_logs_ranges(
     tmp_path: Path, adr_file: Path
 ) -> None:
-    straight = HerSacTrainer(her_config(400, adr_file))
-    run_training(straight, tmp_path / "straight")
-    straight.close()
-    first = HerSacTrainer(her_config(200, adr_file))
-    run_training(first, tmp_path / "split")
-    first.close()
-    resumed = HerSacTrainer.resume(tmp_path / "split" / "checkpoint", total_env_steps=400)
-    run_training(resumed, tmp_path / "split")
-    resumed.close()
-    a = load_checkpoint(tmp_path / "straight" / "checkpoint")
-    b = load_checkpoint(tmp_path / "split" / "checkpoint")
+    a, b = straight_and_resumed(
+        lambda total: HerSacTrainer(her_config(total, adr_file)), 400, 200, tmp_path
+    )
     for name in a.tensors:
         assert torch.equal(a.tensors[name], b.tensors[name]), name
     state = json.loads(a.counters["randomization_state"])
@@ -139,17 +131,10 @@ def test_ppo_with_adr_resumes_bit_identically(tmp_path: Path) -> None:
         "epochs_per_rollout": 1, "num_minibatches": 2, "epoch_env_steps": 40,
         "eval_episodes": 2, "progress": False, "seed": 1, "randomization": str(path),
     }  # fmt: skip
-    straight = PpoLstmTrainer(PpoLstmConfig(**{**tiny, "total_env_steps": 120}))
-    run_training(straight, tmp_path / "straight")
-    straight.close()
-    first = PpoLstmTrainer(PpoLstmConfig(**{**tiny, "total_env_steps": 80}))
-    run_training(first, tmp_path / "split")
-    first.close()
-    resumed = PpoLstmTrainer.resume(tmp_path / "split" / "checkpoint", total_env_steps=120)
-    run_training(resumed, tmp_path / "split")
-    resumed.close()
-    a = load_checkpoint(tmp_path / "straight" / "checkpoint")
-    b = load_checkpoint(tmp_path / "split" / "checkpoint")
+    a, b = straight_and_resumed(
+        lambda total: PpoLstmTrainer(PpoLstmConfig(**{**tiny, "total_env_steps": total})),
+        120, 80, tmp_path,
+    )  # fmt: skip
     assert all(torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors)
     assert a.counters["randomization_state"] == b.counters["randomization_state"]
     state = json.loads(a.counters["randomization_state"])
