@@ -42,14 +42,14 @@ RESULTS = BENCH_DIR / "results"
 TASKS: dict[str, tuple[Path, dict[str, str]]] = {
     "fetch-push": (CONFIGS / "fetch-perturbed-eval.yaml", {
         "zoo (no DR, 450k)": "policies/zoo/fetch-push.onnx",
-        "(a) no randomization": "runs/dr-none/fetch-push-none.onnx",
-        "(b) fixed randomization": "runs/dr-fixed/fetch-push-fixed.onnx",
-        "(c) ADR": "runs/dr-adr/fetch-push-adr.onnx",
+        "(a) no randomization": "policies/robustness/fetch-push-none.onnx",
+        "(b) fixed randomization": "policies/robustness/fetch-push-fixed.onnx",
+        "(c) ADR": "policies/robustness/fetch-push-adr.onnx",
     }),
     "hand-reach": (CONFIGS / "hand-perturbed-eval.yaml", {
-        "(a) no randomization": "runs/hand-dr-none/hand-reach-none.onnx",
-        "(b) fixed randomization": "runs/hand-dr-fixed/hand-reach-fixed.onnx",
-        "(c) ADR": "runs/hand-dr-adr/hand-reach-adr.onnx",
+        "(a) no randomization": "policies/robustness/hand-reach-none.onnx",
+        "(b) fixed randomization": "policies/robustness/hand-reach-fixed.onnx",
+        "(c) ADR": "policies/robustness/hand-reach-adr.onnx",
     }),
 }  # fmt: skip
 

@@ -17,7 +17,7 @@ from policies.training.errors import TrainingConfigError
 from policies.training.ppo import PpoLstmTrainer
 from policies.training.ppo_config import PpoLstmConfig
 from policies.training.randomization import TrainingRandomization
-from policies.training.trainer import HerSacTrainer
+from policies.training.trainer import HerSacTrainer, run_training
 from sim.randomization import load_randomization
 from sim.vector import SubprocVectorEnv
 
@@ -42,11 +42,11 @@ def adr_file(tmp_path: Path) -> Path:
     return path
 
 
-def her_config(total: int, randomization: Path, **overrides) -> HerSacConfig:
+def her_config(total: int, randomization: Path | None, **overrides) -> HerSacConfig:
     return HerSacConfig(
         task="fetch-reach", hidden_sizes=(16, 16), batch_size=32, num_envs=2,
         warmup_env_steps=100, epoch_env_steps=200, eval_episodes=2, total_env_steps=total,
-        seed=3, progress=False, randomization=str(randomization), **overrides,
+        seed=3, progress=False, randomization=str(randomization or ""), **overrides,
     )  # fmt: skip
 
 
@@ -148,3 +148,31 @@ def test_a_bad_randomization_option_is_refused_before_anything_is_built(tmp_path
     bad.write_text("parameters:\n  physics.friction:scale: [0, 2]\n")
     with pytest.raises(TrainingConfigError, match=r"bad.yaml.*friction:scale.*0.0"):
         her_config(200, bad)
+
+
+def test_a_run_resumed_with_adr_says_so_in_its_reproduce_command(
+    tmp_path: Path, adr_file: Path
+) -> None:
+    """Fine-tuning with ADR from a run without randomization: the card's command replays
+    the first part, then the resume with ADR, not an ADR run from scratch."""
+    from policies.training.cli import reproduce_command
+
+    first = HerSacTrainer(her_config(200, None))
+    run_training(first, tmp_path / "run")
+    first.close()
+    resumed = HerSacTrainer.resume(
+        tmp_path / "run" / "checkpoint", total_env_steps=400, randomization=str(adr_file)
+    )
+    run_training(resumed, tmp_path / "run")
+    resumed.close()
+    assert resumed.randomization.history == [(0, ""), (200, str(adr_file))]
+    command = reproduce_command(resumed.config, tmp_path / "run", tmp_path / "p.onnx",
+                                history=resumed.randomization.history)  # fmt: skip
+    first_part, second_part = command.split(" && ")
+    assert "--total-env-steps 200" in first_part and "--randomization" not in first_part
+    assert f"--resume {tmp_path / 'run'}" in second_part
+    assert f"--randomization {adr_file}" in second_part and "--total-env-steps 400" in second_part
+    assert second_part.endswith(f"--export {tmp_path / 'p.onnx'}")
+    again = HerSacTrainer.resume(tmp_path / "run" / "checkpoint", total_env_steps=400)
+    assert again.randomization.history == resumed.randomization.history
+    again.close()

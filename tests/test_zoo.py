@@ -47,3 +47,27 @@ def test_zoo_policy_reproduces_its_card(card_path: Path) -> None:
     assert result.success_rate == metrics["success_rate"]
     assert result.mean_return == pytest.approx(metrics["mean_return"], abs=1e-9)
     assert result.success_rate >= MINIMUM_SUCCESS.get(card.task, 0.0)
+
+
+ROBUSTNESS = sorted((ZOO.parent / "robustness").glob("*.json"))
+
+
+@pytest.mark.parametrize("card_path", ROBUSTNESS, ids=lambda p: p.stem)
+def test_robustness_policy_reproduces_its_card(card_path: Path) -> None:
+    """The README's robustness-table policies (bench/robustness.py) are what their cards
+    say: the nominal success, and a reproduce command that replays the fine-tuning."""
+    card = ModelCard.load(card_path)
+    assert card.onnx_file == card_path.with_suffix(".onnx").name
+    randomized = card.training_config["randomization"] != ""
+    assert (" && twinbridge train --resume " in card.reproduce_command) == randomized
+    result = rollout(
+        RolloutConfig(
+            task=card.task, episodes=card.metrics["eval_episodes"],
+            policy=str(card_path.with_suffix(".onnx")), seed=0, progress=False,
+        )
+    )  # fmt: skip
+    assert result.success_rate == card.metrics["success_rate"]
+
+
+def test_the_robustness_table_has_its_six_policies() -> None:
+    assert len(ROBUSTNESS) == 6

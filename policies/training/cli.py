@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 import json
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -196,8 +197,36 @@ def _resumed(path: Path, flags: dict[str, Any]) -> tuple[Algorithm, Any]:
     return algorithm, load(algorithm.trainer).resume(directory, **overrides)
 
 
-def reproduce_command(config: Any, out: Path, export: Path, export_from: str = "final") -> str:
-    """The `twinbridge train` command that recreates this policy from scratch."""
+def reproduce_command(
+    config: Any,
+    out: Path,
+    export: Path,
+    export_from: str = "final",
+    history: Sequence[tuple[int, str]] = (),
+) -> str:
+    """The `twinbridge train` command(s) that recreate this policy from scratch.
+
+    `history` is the run's randomization history ((from env step, file) pairs): a run
+    resumed with another `--randomization` is replayed as its first part, then one
+    `--resume` per change, joined by `&&`.
+    """
+    tail = ["--export", str(export)] + (["--export-from", export_from] if export_from != "final"
+                                        else [])  # fmt: skip
+    if len(history) <= 1:
+        return shlex.join([*_train_words(config), "--out", str(out), *tail])
+    first = dataclasses.replace(config, randomization=history[0][1], total_env_steps=history[1][0])
+    commands = [shlex.join([*_train_words(first), "--out", str(out)])]
+    for i, (_, path) in enumerate(history[1:], start=1):
+        last = i == len(history) - 1
+        end = config.total_env_steps if last else history[i + 1][0]
+        words = ["twinbridge", "train", "--resume", str(out), "--out", str(out),
+                 "--total-env-steps", str(end), "--randomization", path]  # fmt: skip
+        commands.append(shlex.join(words + (tail if last else [])))
+    return " && ".join(commands)
+
+
+def _train_words(config: Any) -> list[str]:
+    """`twinbridge train` and every option that differs from its default."""
     defaults = type(config)()
     words = ["twinbridge", "train"]
     for f in dataclasses.fields(config):
@@ -207,10 +236,7 @@ def reproduce_command(config: Any, out: Path, export: Path, export_from: str = "
             continue
         values = [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
         words += ["--" + f.name.replace("_", "-"), *values]
-    words += ["--out", str(out), "--export", str(export)]
-    if export_from != "final":
-        words += ["--export-from", export_from]
-    return shlex.join(words)
+    return words
 
 
 def _export(trainer: Any, algorithm: Algorithm, args: argparse.Namespace) -> dict[str, Any]:
@@ -223,6 +249,8 @@ def _export(trainer: Any, algorithm: Algorithm, args: argparse.Namespace) -> dic
         args.export,
         graph=load(algorithm.policy_graph)(trainer, args.export_from),
         episodes=args.export_eval_episodes,
-        reproduce=reproduce_command(config, args.out, args.export, args.export_from),
+        reproduce=reproduce_command(
+            config, args.out, args.export, args.export_from, trainer.randomization.history
+        ),
         which=args.export_from,
     )

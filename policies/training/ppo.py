@@ -342,7 +342,7 @@ class PpoLstmTrainer(ResumableTrainer):
         self.rng = numpy_state_from_tensor(t["rng/numpy"])
         self.generator.set_state(t["rng/torch"])
         counters = dict(state.counters)
-        self.randomization.restore(counters)
+        self.randomization.restore(counters, int(counters["env_steps"]))
         missing = sorted(set(self.counters) - set(counters))
         if missing:
             raise KeyError(f"counters {missing}")

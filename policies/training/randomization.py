@@ -24,13 +24,20 @@ from sim.randomization.config import RandomizationConfig, load_randomization
 from sim.randomization.registry import get_parameter
 
 _STATE_COUNTER = "randomization_state"  # checkpoint counter holding the ADR state (JSON)
+_HISTORY_COUNTER = "randomization_history"  # [[from_env_steps, file], ...] (JSON)
 
 
 class TrainingRandomization:
-    """The run's randomization: its config (or None) and, with ADR, the ADR state."""
+    """The run's randomization: its config (or None) and, with ADR, the ADR state.
 
-    def __init__(self, config: RandomizationConfig | None):
+    `history` lists which randomization file (or "" for none) the run used from which env
+    step on: a run resumed with another `--randomization` (fine-tuning on randomized
+    physics) has two entries, and its model card's reproduce command replays both.
+    """
+
+    def __init__(self, config: RandomizationConfig | None, path: str = ""):
         self.config = config
+        self.history: list[tuple[int, str]] = [(0, path)]
         self.adr: AutomaticDomainRandomization | None = None
         if config is not None and config.adr is not None and config.adr_steps:
             parameters = [get_parameter(path) for path in config.adr_steps]
@@ -40,7 +47,7 @@ class TrainingRandomization:
     @classmethod
     def from_path(cls, path: str) -> TrainingRandomization:
         """From the `randomization` option: a YAML path, or "" for none."""
-        return cls(load_randomization(path) if path else None)
+        return cls(load_randomization(path) if path else None, path)
 
     def plan(self, num_envs: int, rng: np.random.Generator) -> Options:
         """Reset options for the next episode batch (None: the envs draw their own)."""
@@ -68,18 +75,27 @@ class TrainingRandomization:
             log.plot()
 
     def counters(self) -> dict[str, Any]:
-        """Checkpoint counters: the ADR state as one JSON string (counters are scalars)."""
-        if self.adr is None:
-            return {}
-        return {_STATE_COUNTER: json.dumps(self.adr.state_dict())}
+        """Checkpoint counters: the history, and the ADR state, as JSON strings (counters
+        are scalars)."""
+        out: dict[str, Any] = {_HISTORY_COUNTER: json.dumps(self.history)}
+        if self.adr is not None:
+            out[_STATE_COUNTER] = json.dumps(self.adr.state_dict())
+        return out
 
-    def restore(self, counters: dict[str, Any]) -> None:
-        """Take the ADR state back out of checkpoint counters (removing it from them).
+    def restore(self, counters: dict[str, Any], env_steps: int) -> None:
+        """Take the history and ADR state back out of checkpoint counters (removing them).
 
-        A checkpoint without one (a run that had no ADR, resumed to fine-tune with ADR)
-        starts ADR from nominal.
+        A checkpoint of another randomization (or of none: a run resumed to fine-tune with
+        ADR) adds an entry to the history at `env_steps`, and ADR starts from nominal.
         """
         saved = counters.pop(_STATE_COUNTER, None)
+        saved_history = json.loads(counters.pop(_HISTORY_COUNTER, '[[0, ""]]'))
+        history = [(int(steps), str(p)) for steps, p in saved_history]
+        path = self.history[-1][1]
+        if history[-1][1] != path:
+            self.history = [*history, (env_steps, path)]
+            return
+        self.history = history
         if self.adr is not None and saved is not None:
             self.adr.load_state_dict(json.loads(saved))
 

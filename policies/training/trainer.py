@@ -255,7 +255,7 @@ class HerSacTrainer(ResumableTrainer):
         self.normalizer.load_state_tensors(t, "normalizer/")
         self.best_policy = {k: v.clone() for k, v in t.items() if k.startswith("best/")}
         counters = dict(state.counters)
-        self.randomization.restore(counters)
+        self.randomization.restore(counters, int(counters["env_steps"]))
         self.replay.load_state_tensors(
             t, "replay/", counters.pop("replay_size"), counters.pop("replay_next")
         )

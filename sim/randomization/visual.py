@@ -14,8 +14,8 @@ Texture edits are uploaded to every renderer the twin already has (renderers mad
 read the model's current textures when they are created).
 
 A quantity at its nominal value draws nothing from the generator and leaves its arrays
-bit-identical: the engine binds every registered randomizer, configured or not, and an
-unconfigured visual randomizer must not shift the random streams drawn after it.
+bit-identical, so a configured range that includes nominal (as every ADR range starts) does
+not shift the random streams drawn after it.
 """
 
 from __future__ import annotations
