@@ -2,9 +2,11 @@
 randomization, (c) with ADR: success on the nominal twin, on a held-out perturbed set, on
 each perturbation alone, and through the hardware path (driver_node + serial + emulator).
 
-Run: `.venv/bin/python bench/robustness.py --json` (~15 min: 200 episodes per policy and
-set in two processes, then 50 real-time emulator episodes per policy; `--no-emulator` skips
-those, `--episodes`/`--emulator-episodes` change the counts), and `--task hand-reach`.
+Run: `.venv/bin/python bench/robustness.py --json` (~12 min: 1,000 episodes per policy and
+set in two processes, ~5 min; then 50 real-time emulator episodes per policy, ~7 min;
+`--no-emulator` skips those, `--episodes`/`--emulator-episodes` change the counts), and
+`--task hand-reach`. At 200 episodes a rate's standard error is ~0.035, too coarse to rank
+policies a few points apart, hence 1,000.
 
 The policies are the runs of the README's robustness table (`runs/dr-*`, `runs/hand-dr-*`:
 each fine-tuned for the same env steps from one checkpoint, see README); `--policy
@@ -131,7 +133,7 @@ def _table(rows: dict[str, dict[str, float]], columns: list[str], n: dict[str, i
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=TASKS, default="fetch-push")
-    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--episodes", type=int, default=1000)
     parser.add_argument("--emulator-episodes", type=int, default=50)
     parser.add_argument("--no-emulator", action="store_true", help="(hand-reach never has one)")
     parser.add_argument("--policy", action="append", default=[], help="NAME=FILE.onnx")
