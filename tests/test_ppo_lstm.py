@@ -15,7 +15,7 @@ from resume_runs import straight_and_resumed
 from policies.export import export_policy
 from policies.observation import flatten_observation
 from policies.runtime import PolicyRunner
-from policies.training.envs import LocalEnvs, make_lockstep_envs
+from policies.training.envs import LocalEnvs, Options, make_lockstep_envs
 from policies.training.errors import TrainingConfigError
 from policies.training.logs import EpochLog
 from policies.training.ppo import PpoLstmTrainer
@@ -134,8 +134,8 @@ class RecordingEnvs(LocalEnvs):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.seen: list[dict[str, np.ndarray]] = []
 
-    def reset(self, seeds: list[int]) -> dict[str, np.ndarray]:
-        self.seen.append(super().reset(seeds))
+    def reset(self, seeds: list[int], options: Options = None) -> dict[str, np.ndarray]:
+        self.seen.append(super().reset(seeds, options))
         return self.seen[-1]
 
     def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
