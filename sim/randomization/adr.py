@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.randomization.parameters import Parameter, RandomizationError
+from sim.randomization.parameters import Parameter, RandomizationError, by_path
 
 BOUNDS = ("low", "high")
 # Width a zero-width range counts as in `entropy()`: at the start every range is a point and the
@@ -378,12 +378,7 @@ def _parse_counters(saved: Any) -> dict[str, int]:
 def _index(parameters: Sequence[Parameter]) -> dict[str, Parameter]:
     if not parameters:
         raise RandomizationError("ADR needs at least one parameter")
-    indexed: dict[str, Parameter] = {}
-    for param in parameters:
-        if param.path in indexed:
-            raise RandomizationError(f"ADR parameter {param.path!r} is listed twice")
-        indexed[param.path] = param
-    return indexed
+    return by_path(parameters, "ADR parameter")
 
 
 def _deltas(parameters: Mapping[str, Parameter], steps: Mapping[str, float]) -> dict[str, float]:

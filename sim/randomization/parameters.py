@@ -11,6 +11,7 @@ absolute).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sim.errors import ConfigError
@@ -80,3 +81,13 @@ class Parameter:
     def applied(self, value: float) -> float:
         """The value a randomizer acts on: rounded for integer parameters."""
         return float(round(value)) if self.integer else float(value)
+
+
+def by_path(parameters: Iterable[Parameter], what: str = "parameter") -> dict[str, Parameter]:
+    """`parameters` keyed by path; a path listed twice is an error naming it."""
+    indexed: dict[str, Parameter] = {}
+    for parameter in parameters:
+        if parameter.path in indexed:
+            raise RandomizationError(f"{what} {parameter.path!r} is listed twice")
+        indexed[parameter.path] = parameter
+    return indexed

@@ -11,7 +11,7 @@ import difflib
 from sim.randomization.action import ACTION_PARAMETERS
 from sim.randomization.base import Randomizer
 from sim.randomization.observation import OBSERVATION_PARAMETERS
-from sim.randomization.parameters import Parameter, RandomizationError
+from sim.randomization.parameters import Parameter, RandomizationError, by_path
 from sim.randomization.physics import PHYSICS_RANDOMIZERS
 from sim.randomization.visual import VISUAL_RANDOMIZERS
 
@@ -21,12 +21,7 @@ MODEL_RANDOMIZERS: tuple[type[Randomizer], ...] = (*PHYSICS_RANDOMIZERS, *VISUAL
 def _all_parameters() -> dict[str, Parameter]:
     parameters = [p for cls in MODEL_RANDOMIZERS for p in cls.parameters]
     parameters += [*ACTION_PARAMETERS, *OBSERVATION_PARAMETERS]
-    by_path: dict[str, Parameter] = {}
-    for parameter in parameters:
-        if parameter.path in by_path:
-            raise RandomizationError(f"parameter {parameter.path} is registered twice")
-        by_path[parameter.path] = parameter
-    return by_path
+    return by_path(parameters, "registered parameter")
 
 
 PARAMETERS: dict[str, Parameter] = _all_parameters()
