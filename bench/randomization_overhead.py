@@ -18,10 +18,10 @@ peer, same seed and actions):
   a heavier arm or a changed timestep changes the solver's work), reported, no target.
 
 Medians over episodes; the report also goes to bench/results/randomization_overhead.json.
-Configs: the shipped fetch-push ADR/fixed sets (physics, action,
-observation), every physics + action + observation parameter that applies to the robot,
-and the same plus the visual family (textures re-uploaded only where a renderer exists;
-none here, so texture noise costs the CPU-side noise alone).
+Configs: the shipped fetch-push fixed set and the held-out perturbed set, every physics +
+action + observation parameter that applies to the robot, and the same plus the visual
+family (textures re-uploaded only where a renderer exists; none here, so texture noise
+costs the CPU-side noise alone).
 """
 
 from __future__ import annotations

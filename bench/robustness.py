@@ -8,9 +8,9 @@ set in two processes, ~5 min; then 50 real-time emulator episodes per policy, ~7
 `--task hand-reach`. At 200 episodes a rate's standard error is ~0.035, too coarse to rank
 policies a few points apart, hence 1,000.
 
-The policies are the runs of the README's robustness table (`runs/dr-*`, `runs/hand-dr-*`:
-each fine-tuned for the same env steps from one checkpoint, see README); `--policy
-NAME=FILE.onnx` runs others. The perturbed set is `sim/randomization/configs/
+The policies are those of the README's robustness table (`policies/robustness/`, each
+fine-tuned for the same env steps from one checkpoint; their cards hold the commands);
+`--policy NAME=FILE.onnx` runs others. The perturbed set is `sim/randomization/configs/
 fetch-perturbed-eval.yaml` (friction x0.5-2, masses x0.5-2, actuator gains x0.7-1.3, latency
 0-2 control steps, observation noise up to 1 cm; for the hand, hand-perturbed-eval.yaml),
 which no policy trained on; episode i uses seed i, and a seed fixes both the
