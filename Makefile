@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,train,ros]'
+	$(PY) -m pip install -q -e '.[dev,train,ros,teleop]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,4 +1,5 @@
-"""`PolicyController`: an ONNX policy on measured inputs, deciding act or hold (policy_node's core).
+"""`PolicyController`: an actor on measured inputs, deciding act or hold (the core of
+policy_node, and of teleop_node with a human or scripted operator as the actor).
 
 Inputs arrive as they are measured (joint state, object pose, goal, e-stop state), each
 with the monotonic time it arrived. `decide` returns command targets for the newest state
@@ -20,6 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -39,14 +41,24 @@ class PolicyMismatchError(PolicyError):
     """A policy whose card does not fit the robot or rate it is asked to drive."""
 
 
+class Actor(Protocol):
+    """What chooses the env action: an ONNX `PolicyRunner`, or a teleop operator."""
+
+    def reset(self) -> None: ...
+
+    def act(self, observation: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class Decision:
     """Targets to publish (in `command_names` order) for the state stamped `stamp_ns`, or a
-    hold. The stamp is copied exactly, so the robot can pair the command with its state."""
+    hold. The stamp is copied exactly, so the robot can pair the command with its state.
+    `action` is the env action the targets came from (recorded with teleop demonstrations)."""
 
     targets: np.ndarray | None
     stamp_ns: int
     hold_reason: str = ""
+    action: np.ndarray | None = None
 
 
 class PolicyController:
@@ -54,7 +66,7 @@ class PolicyController:
 
     def __init__(
         self,
-        runner: PolicyRunner,
+        runner: Actor,
         mirror: TaskMirror,
         stale_after_s: float,
         control_rate_hz: float,
@@ -177,7 +189,7 @@ class PolicyController:
         self._acted_stamp_ns = stamp
         self.counters["commands"] += 1
         self.counters["targets_clamped_to_limits"] += clamped
-        return Decision(targets, stamp)
+        return Decision(targets, stamp, action=np.asarray(action, dtype=np.float64))
 
     def _hold_reason(self, now_s: float) -> str:
         if self._estop is None or now_s - self._estop[0] > ESTOP_STALE_S:

@@ -48,6 +48,17 @@ def joint_state_msg(sample: JointStateSample) -> JointState:
     return msg
 
 
+def action_msg(names: Sequence[str], action: np.ndarray, stamp_ns: int) -> JointState:
+    """An env action as `teleop/action`: a JointState whose names are the action's
+    components and whose positions are their values, stamped with the state it answers
+    (so a recording pairs the action, the command and the state exactly)."""
+    msg = JointState()
+    msg.header.stamp = to_time(stamp_ns)
+    msg.name = list(names)
+    msg.position = [float(v) for v in action]
+    return msg
+
+
 def joint_state_fields(
     msg: JointState,
 ) -> tuple[int, Sequence[str], Sequence[float], Sequence[float]]:

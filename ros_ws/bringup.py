@@ -32,6 +32,13 @@ from sim.errors import TwinbridgeError
 from sim.tasks import DEFAULT_TASK, TASKS
 
 STOP_BUDGET_S = 1.5  # SIGINT, then SIGKILL after this: everything is gone within 2 s
+# The recorder stops last, so it sees the final episode's end, and gets longer to finalize
+# its file (R16: within 5 s, well under a supervisor's kill timeout).
+LAST_TO_STOP = ("recorder_node",)
+RECORDER_STOP_BUDGET_S = 5.0
+# Nodes whose exit code 0 ends the run: the task node after its episodes, teleop_node
+# when the operator quits.
+DONE_WHEN_EXITED = ("task_node", "teleop_node")
 LOG_TAIL_LINES = 15
 
 
@@ -131,7 +138,11 @@ def supervise(args: argparse.Namespace, launches: list[NodeLaunch], env: dict[st
 
     # The observer subscribes before any node exists, so no episode report is missed.
     with BringupObserver(launches[0].namespace) as observer:
-        processes = {launch.name: _start(launch, env, args.log_dir) for launch in launches}
+        console = getattr(args, "console_nodes", ())
+        processes = {
+            launch.name: _start(launch, env, args.log_dir, launch.name in console)
+            for launch in launches
+        }
         try:
             summary, failure = _observe(args, observer, processes, stop_requested)
         except KeyboardInterrupt:
@@ -248,13 +259,17 @@ def _check_policy_task(policy_path: str, task: str) -> None:
         )
 
 
-def _start(launch: NodeLaunch, env: dict[str, str], log_dir: Path) -> subprocess.Popen:
-    """One node as its own process, its output in log_dir/<node>.log."""
+def _start(
+    launch: NodeLaunch, env: dict[str, str], log_dir: Path, console: bool = False
+) -> subprocess.Popen:
+    """One node as its own process, its output in log_dir/<node>.log (with `console`, its
+    stderr stays on this terminal: the keyboard operator's help and prompts)."""
     command = [sys.executable, "-m", f"ros_ws.{launch.name}", *launch.ros_arguments()]
     # The node asks Linux to SIGINT it if this process dies (ros_ws/node_runtime_env.py).
     env = {**env, SUPERVISOR_PID_VARIABLE: str(os.getpid())}
     with open(log_dir / f"{launch.name}.log", "w") as log:
-        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        stderr = None if console else subprocess.STDOUT
+        return subprocess.Popen(command, env=env, stdout=log, stderr=stderr)
 
 
 def _observe(
@@ -279,7 +294,8 @@ def _observe(
         failure = _failure(processes, args.log_dir)
         if failure:
             return summary, failure
-        if processes["task_node"].poll() == 0:  # done: its last reports may still be in flight
+        if any(processes[n].poll() == 0 for n in DONE_WHEN_EXITED if n in processes):
+            # done: the task node's last reports may still be in flight
             observer.wait_for_done(timeout_s=2.0)
             observer.wait_for_loop_figures(timeout_s=1.0)
             break
@@ -301,7 +317,7 @@ def _failure(processes: dict[str, subprocess.Popen], log_dir: Path) -> str:
     (the task node exits 0 when its episodes are done)."""
     for name, process in processes.items():
         code = process.poll()
-        if code is None or (name == "task_node" and code == 0):
+        if code is None or (name in DONE_WHEN_EXITED and code == 0):
             continue
         log = log_dir / f"{name}.log"
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
@@ -313,11 +329,19 @@ def _failure(processes: dict[str, subprocess.Popen], log_dir: Path) -> str:
 
 
 def _stop(processes: dict[str, subprocess.Popen]) -> None:
-    """SIGINT every node, SIGKILL what is left after STOP_BUDGET_S."""
+    """SIGINT every node, SIGKILL what is left after STOP_BUDGET_S; the recorder last,
+    with RECORDER_STOP_BUDGET_S to finalize its file."""
+    first = {n: p for n, p in processes.items() if n not in LAST_TO_STOP}
+    last = {n: p for n, p in processes.items() if n in LAST_TO_STOP}
+    _interrupt(first, STOP_BUDGET_S)
+    _interrupt(last, RECORDER_STOP_BUDGET_S)
+
+
+def _interrupt(processes: dict[str, subprocess.Popen], budget_s: float) -> None:
     for process in processes.values():
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + STOP_BUDGET_S
+    deadline = time.monotonic() + budget_s
     for process in processes.values():
         try:
             process.wait(timeout=max(0.0, deadline - time.monotonic()))

@@ -28,6 +28,18 @@ SIM_NODES = ("twin_node", "policy_node", "task_node")
 EMULATOR_NODES = ("driver_node", "policy_node", "task_node")
 # On the robot the hardware driver (serial or vendor-stack bridge) is the bottom node.
 ROBOT_NODES = ("driver_node", "policy_node", "task_node")
+# `twinbridge teleop` / teleop.launch.py: an operator in the policy's place, and a recorder.
+TELEOP_NODES = ("twin_node", "teleop_node", "task_node")
+RECORDER_NODE = "recorder_node"
+
+
+def teleop_nodes(hardware: str = "twin", record: bool = False) -> tuple[str, ...]:
+    """The nodes of a teleop session: the robot node (the twin, or the serial driver for
+    the emulator or the robot), the operator, the task, and the recorder if recording."""
+    robot_node = "twin_node" if hardware == "twin" else "driver_node"
+    return (robot_node, *TELEOP_NODES[1:], *((RECORDER_NODE,) if record else ()))
+
+
 # ROS namespace of each robot's contract topics.
 ROBOT_NAMESPACES = {"fetch": "fetch", "shadow_hand": "hand"}
 
@@ -88,10 +100,11 @@ def plan(
 def _task_of(params_file: Path, overrides: dict[str, dict[str, Any]], nodes) -> str:
     """The task the bringup runs (the task node's, else the twin's); all nodes must agree."""
     tasks = {}
-    for node in ("task_node", "twin_node"):
+    for node in ("task_node", "twin_node", "teleop_node", "recorder_node"):
         if node in nodes:
             params = {**load_node_parameters(params_file, node), **overrides.get(node, {})}
-            tasks[node] = params.get("task", "fetch-push")
+            if params.get("task", "fetch-push"):  # the recorder's "" means: not stored
+                tasks[node] = params.get("task", "fetch-push")
     if len(set(tasks.values())) > 1:
         raise ParameterFileError(params_file, "task", f"nodes disagree on the task: {tasks}")
     return next(iter(tasks.values()), "fetch-push")

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import asdict, fields
 
+import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import JointState
@@ -54,6 +55,8 @@ class DriverNode(ContractNode, LifecycleNode):
         self.state_pub = self.contract_publisher(JointState, "joint_states", qos)
         self.pose_pub = self.contract_publisher(PoseStamped, "object_pose", qos)
         self.estop_pub = self.contract_publisher(Bool, "estop_state", estop_qos())
+        # The command the safety layer let through, with each published state.
+        self.applied_pub = self.create_publisher(JointTrajectory, "joint_command_applied", qos)
         self.contract_subscription(JointTrajectory, "joint_command", self._on_command, qos)
         self.create_service(SetBool, "estop", self._on_estop)
         self.create_service(Trigger, "enable", self._on_enable)
@@ -113,7 +116,7 @@ class DriverNode(ContractNode, LifecycleNode):
             return
         self._log_safety_changes(core)
         if result.publish is not None:
-            self._publish(result.publish)
+            self._publish(result.publish, result.sent.positions)
 
     def _log_safety_changes(self, core: DriverCore) -> None:
         """Every latch (e-stop, fault) and link loss is logged once, with its reason."""
@@ -125,7 +128,7 @@ class DriverNode(ContractNode, LifecycleNode):
             else:
                 self.get_logger().info("healthy: latches and errors cleared")
 
-    def _publish(self, measured: Measurement) -> None:
+    def _publish(self, measured: Measurement, sent: np.ndarray | None) -> None:
         # Measurements are stamped on the monotonic clock; the contract carries ROS time.
         stamp = time.time_ns() - (time.monotonic_ns() - measured.stamp_ns)
         self.latency.published(stamp, time.monotonic())
@@ -133,6 +136,10 @@ class DriverNode(ContractNode, LifecycleNode):
         self.state_pub.publish(state)
         if pose is not None:
             self.pose_pub.publish(pose)
+        if sent is not None:  # torque off sends no positions
+            names = self._core().interface.limits.names
+            period = 1.0 / self.config.publish_rate_hz
+            self.applied_pub.publish(adapters.trajectory_msg(names, sent, stamp, period))
 
     # -- inputs ------------------------------------------------------------------------
     def _on_command(self, msg: JointTrajectory) -> None:

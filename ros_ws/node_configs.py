@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from ros_ws.recorder_config import RecorderNodeConfig
 from sim.errors import TwinbridgeError
 from sim.tasks import TASKS
 
@@ -92,6 +93,33 @@ class TaskNodeConfig:
         _positive(self, "reset_timeout_s", "diagnostics_rate_hz")
 
 
+TELEOP_DEVICES = ("keyboard", "gamepad", "scripted")
+
+
+@dataclass(frozen=True)
+class TeleopNodeConfig:
+    """teleop_node: a human (keyboard, gamepad) or scripted operator on the contract topics.
+
+    Its commands take exactly a policy's path: the same controller (IK, actuator ranges),
+    the same `joint_command` topic, the same safety layer in the robot node below."""
+
+    task: str = "fetch-pick-and-place"
+    device: str = "scripted"  # keyboard | gamepad | scripted
+    robot: str = "fetch"  # the robot this node drives; must be the task's
+    control_rate_hz: float = 0.0  # 0: the task's rate
+    stale_after_s: float = 0.0  # 0: three control periods
+    max_speed_m_s: float = 0.25  # Fetch: end-effector speed at full stick / held key
+    gamepad_index: int = 0  # SDL joystick index
+    diagnostics_rate_hz: float = 2.0
+
+    def __post_init__(self) -> None:
+        _known_task(self.task)
+        if self.device not in TELEOP_DEVICES:
+            raise ValueError(f"device {self.device!r} is not one of {TELEOP_DEVICES}")
+        _non_negative(self, "control_rate_hz", "stale_after_s", "gamepad_index")
+        _positive(self, "max_speed_m_s", "diagnostics_rate_hz")
+
+
 BACKENDS = ("serial", "sim", "bridge")
 SAFE_STATES = ("", "hold", "torque_off")
 
@@ -136,6 +164,8 @@ NODE_CONFIGS: dict[str, type] = {
     "twin_node": TwinNodeConfig,
     "policy_node": PolicyNodeConfig,
     "task_node": TaskNodeConfig,
+    "teleop_node": TeleopNodeConfig,
+    "recorder_node": RecorderNodeConfig,
 }
 
 

@@ -49,7 +49,7 @@ class PolicyNode(ContractNode):
         self.contract_subscription(Bool, "estop_state", self._on_estop, estop_qos())
         self.steady_timer(self._period_s, self._act)
         self.get_logger().info(
-            f"{cfg.policy_path} ({self.controller.runner.card.task}) at {rate} Hz"
+            f"{cfg.policy_path} ({self.controller.mirror.task_name}) at {rate} Hz"
         )
 
     def _on_joint_state(self, msg: JointState) -> None:

@@ -5,11 +5,13 @@ Run: `python -m ros_ws.task_node --ros-args -r __ns:=/fetch --params-file ros_ws
 Each episode: call the robot's `reset` (the twin answers with the seed it used), publish
 the episode's goal on `goal` (latched), watch `joint_states` + `object_pose` until the
 episode's last control step, judge success, and report it on `diagnostics` as status
-`task_node/episode`; after `episodes` episodes, report `task_node/done` and exit 0.
+`task_node/episode` (its start, with task, seed and goal, as `task_node/episode_start`,
+the markers a recorder keeps); after `episodes` episodes, report `task_node/done` and exit 0.
 """
 
 from __future__ import annotations
 
+import json
 import time
 
 from geometry_msgs.msg import PoseStamped
@@ -66,6 +68,16 @@ class TaskNode(ContractNode):
         self._states.clear()
         self._poses.clear()
         self.goal_pub.publish(adapters.goal_msg(goal, self.get_clock().now().nanoseconds))
+        # The episode's start marker for recorders: which episode, task, seed and goal.
+        start = {
+            "episode": len(self.judge.results),
+            "seed": fields["seed"],
+            "task": self.config.task,
+            "robot": self.judge.mirror.robot,
+            "goal": json.dumps([round(float(v), 9) for v in goal]),
+            "first_stamp_ns": fields.get("stamp_ns", 0),
+        }
+        self.publish_diagnostics(name="task_node/episode_start", values=start)
 
     def _on_joint_state(self, msg: JointState) -> None:
         stamp, names, positions, velocities = adapters.joint_state_fields(msg)

@@ -45,6 +45,9 @@ class TwinNode(ContractNode):
         self.state_pub = self.contract_publisher(JointState, "joint_states", qos)
         self.pose_pub = self.contract_publisher(PoseStamped, "object_pose", qos)
         self.estop_pub = self.contract_publisher(Bool, "estop_state", estop_qos())
+        # What the actuators were given each period: the command after clamping (or the
+        # e-stop's hold), stamped with the state it answers; recordings keep both.
+        self.applied_pub = self.create_publisher(JointTrajectory, "joint_command_applied", qos)
         self.clock_pub = self.create_publisher(Clock, "/clock", 10)
         self.contract_subscription(JointTrajectory, "joint_command", self._on_command, qos)
         self.create_subscription(PoseStamped, "goal", self._on_goal, latched_qos())
@@ -77,6 +80,14 @@ class TwinNode(ContractNode):
             return
         if self._command is not None and not self.loop.estopped:
             self.loop.apply(self._command[1])
+        self.applied_pub.publish(
+            adapters.trajectory_msg(
+                self.loop.io.command_names,
+                self.loop.applied_targets(),
+                self.loop.stamp_ns,
+                self.loop.control_period_s,
+            )
+        )
         self.loop.step()
         if self.loop.estopped:
             self.counters["estop_holds"] += 1

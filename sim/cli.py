@@ -24,12 +24,20 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "ros_ws.robot_bringup",
         "robot bringup: driver (serial hardware), policy and task nodes as processes",
     ),
+    "replay": (
+        "sim.replay",
+        "re-run a recorded episode in the twin and report the divergence",
+    ),
     "rollout": ("sim.rollout", "evaluate a policy (random, scripted or ONNX) on a task"),
     "sim": (
         "ros_ws.bringup",
         "simulation-only ROS 2 bringup: twin, policy and task nodes as processes",
     ),
     "tasks": ("sim.tasks_cli", "list the registered tasks and robots"),
+    "teleop": (
+        "ros_ws.teleop_bringup",
+        "teleoperate the twin or emulator (keyboard, gamepad, scripted) and record demos",
+    ),
     "train": (
         "policies.training.cli",
         "train a policy (HER + SAC/TD3, PPO-LSTM) with checkpoints and export",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hardware.commands import CommandRejected
-from sim.errors import PhysicsError
+from sim.errors import PhysicsError, StateError
 from sim.mirror import ObjectPose
 from sim.robot_io import RobotIO
 from sim.tasks import get_task_spec, make_env
@@ -58,6 +58,7 @@ class TwinLoop:
         self._ticks = 1
         model = self.twin.model
         free = [i for i in range(model.njnt) if model.jnt_type[i] == _FREE]
+        self._object_joint = free[0] if free else -1
         self._object_qadr = int(model.jnt_qposadr[free[0]]) if free else None
         self._dof_efforts = self.io.qvel_indices
         self.reset()
@@ -98,6 +99,12 @@ class TwinLoop:
         for name, value in targets.items():
             ctrl[self.io.actuator_of(name)] = value
 
+    def applied_targets(self) -> np.ndarray:
+        """The targets the actuators act on, in `io.command_names` order: the commanded
+        ones after MuJoCo's control-range clamp, or the hold positions under an e-stop."""
+        ranges = self.twin.model.actuator_ctrlrange[self.io.actuator_ids]
+        return np.clip(self.twin.data.ctrl[self.io.actuator_ids], ranges[:, 0], ranges[:, 1])
+
     def step(self) -> None:
         """Advance one control period; a diverging simulation latches the e-stop."""
         self._ticks += 1
@@ -132,6 +139,14 @@ class TwinLoop:
             velocities=data.qvel[self.io.qvel_indices].copy(),
             efforts=data.qfrc_actuator[self._dof_efforts].copy(),
         )
+
+    def set_object_pose(self, pose_wxyz: np.ndarray) -> None:
+        """Place the object (position + quaternion wxyz) at rest; call `twin.forward` after."""
+        if self._object_qadr is None:
+            raise StateError(f"{self.task_name} has no object to place")
+        self.twin.data.qpos[self._object_qadr : self._object_qadr + 7] = pose_wxyz
+        dof = self.twin.model.jnt_dofadr[self._object_joint]
+        self.twin.data.qvel[dof : dof + 6] = 0.0
 
     def object_pose(self) -> ObjectPose | None:
         """The object's pose (its free joint), or None in tasks without an object."""

@@ -214,8 +214,10 @@ def test_robot_launch_refuses_an_open_environment(monkeypatch) -> None:
 
 
 def test_every_planned_node_is_an_installed_executable() -> None:
+    from ros_ws.node_configs import NODE_CONFIGS
+
     text = (ROOT / "pyproject.toml").read_text()
-    for node in SIM_NODES:
+    for node in NODE_CONFIGS:  # every node with a config: sim, robot, teleop, recorder
         assert f'{node} = "ros_ws.{node}:main"' in text
 
 
@@ -226,3 +228,30 @@ def test_twinbridge_cli_does_not_import_ros_for_other_commands() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_teleop_launch_starts_what_twinbridge_teleop_starts_on_the_robot(monkeypatch) -> None:
+    from ros_ws.bringup_plan import teleop_nodes
+
+    for key, value in GOOD_ROBOT_ENV.items():
+        monkeypatch.setenv(key, value)
+    recorder = _load_launch_file(LAUNCH_DIR / "teleop.launch.py", monkeypatch)
+    names = [n["name"] for n in recorder.nodes]
+    assert names == list(teleop_nodes("robot", record=True))
+    assert names == ["driver_node", "teleop_node", "task_node", "recorder_node"]
+    # One task for the session: the operator's, judged by task_node, stored by the recorder.
+    overrides = {n["name"]: n["parameters"][1] for n in recorder.nodes if len(n["parameters"]) > 1}
+    assert overrides["task_node"]["task"] == overrides["recorder_node"]["task"]
+    for key in GOOD_ROBOT_ENV:
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(RuntimeError, match="teleop.launch.py refuses"):
+        _load_launch_file(LAUNCH_DIR / "teleop.launch.py", monkeypatch)
+
+
+def test_teleop_plans_agree_on_one_task() -> None:
+    from ros_ws.bringup_plan import teleop_nodes
+
+    nodes = teleop_nodes("twin", record=True)
+    assert nodes == ("twin_node", "teleop_node", "task_node", "recorder_node")
+    with pytest.raises(ParameterFileError, match="disagree on the task"):
+        plan(nodes, SIM_CONFIG, {"twin_node": {"task": "fetch-push"}})

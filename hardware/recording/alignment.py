@@ -1,0 +1,237 @@
+"""A recorded episode as arrays aligned at the control rate (what export and replay read).
+
+Run: `python -c "from hardware.recording.alignment import load_episodes as l; print(l('out/pnp.mcap')[0].summary())"`
+
+The contract stamps make alignment exact rather than nearest-in-time: a command, the env
+action it came from (`teleop/action`) and the command the robot actually applied
+(`joint_command_applied`) all carry the stamp of the state they answer, and an object
+pose carries the stamp of its joint state. An episode's states are those from the first
+state stamped at or after its start marker's `first_stamp_ns`, one per control period, up
+to the task's last step: the states task_node judged. A step the operator did not answer
+(a hold) has no action: it is marked in `action_recorded`, never filled in silently.
+"""  # noqa: E501
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hardware.recording.errors import RecordingError
+from sim.tasks import get_task_spec
+
+# Contract topics by their name inside the robot's namespace.
+STATE, POSE, COMMAND, APPLIED, ACTION = (
+    "joint_states",
+    "object_pose",
+    "joint_command",
+    "joint_command_applied",
+    "teleop/action",
+)
+REQUIRED_TOPICS = (STATE, APPLIED)
+
+
+@dataclass
+class RecordedEpisode:
+    """One episode of a recording, one row per control step (T steps, T + 1 states)."""
+
+    index: int
+    task: str
+    robot: str
+    seed: int
+    goal: np.ndarray
+    success: bool | None  # None: the episode has no end marker (the recording stopped)
+    source: str
+    stamp_ns: np.ndarray  # (T+1,) measured state stamps
+    joint_names: tuple[str, ...]
+    joint_position: np.ndarray  # (T+1, joints)
+    joint_velocity: np.ndarray  # (T+1, joints)
+    object_pose: np.ndarray | None  # (T+1, 7) position + quaternion wxyz, or None
+    command_names: tuple[str, ...]
+    command: np.ndarray  # (T, commands) as commanded (NaN where none answered the state)
+    command_applied: np.ndarray  # (T, commands) after the robot's clamping/hold
+    action_names: tuple[str, ...]
+    action: np.ndarray  # (T, action size) the operator's env action (NaN where none)
+    action_recorded: np.ndarray  # (T,) bool
+    marker: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        return len(self.stamp_ns) - 1
+
+    @property
+    def complete(self) -> bool:
+        return self.success is not None and self.steps == _max_steps(self.task)
+
+    def summary(self) -> str:
+        outcome = {True: "success", False: "failure", None: "incomplete"}[self.success]
+        return (
+            f"episode {self.index}: {self.task} seed {self.seed}, {self.steps} steps, "
+            f"{outcome}, {int(self.action_recorded.sum())} actions recorded"
+        )
+
+
+def load_episodes(
+    path: str | Path, episodes: Sequence[int] | None = None
+) -> list[RecordedEpisode]:
+    """The episodes (all, or those indexed) of a recording, aligned; a missing topic, or an
+    episode index the file does not have, is an error naming the file."""
+    from hardware.recording.reader import BagReader
+
+    reader = BagReader(path)
+    spans = reader.episodes()
+    if not spans:
+        raise RecordingError(f"{path}: no episode markers (was task_node running?)")
+    wanted = [s for s in spans if episodes is None or s.index in episodes]
+    missing = sorted(set(episodes or ()) - {s.index for s in spans})
+    if missing:
+        raise RecordingError(f"{path}: no episode {missing}; it has {[s.index for s in spans]}")
+    namespace = _namespace(reader.topics(), path)
+    needed = [f"{namespace}/{t}" for t in REQUIRED_TOPICS]
+    reader.require_topics(needed)
+    topics = [f"{namespace}/{t}" for t in (STATE, POSE, COMMAND, APPLIED, ACTION)]
+    streams = _by_stamp(reader.messages(topics), namespace)
+    # An episode's states end where the next episode's begin (or at the task's last step).
+    starts = {s.index: int(s.start_fields.get("first_stamp_ns", 0)) for s in spans}
+    return [_episode(span, streams, str(path), starts.get(span.index + 1)) for span in wanted]
+
+
+def _namespace(topic_names: Iterable[str], path: str | Path) -> str:
+    """The robot namespace: the one prefix of a `joint_states` topic in the file."""
+    prefixes = sorted({t[: -len("/" + STATE)] for t in topic_names if t.endswith("/" + STATE)})
+    if len(prefixes) != 1:
+        raise RecordingError(
+            f"{path}: expected one robot's joint_states topic, found "
+            f"{[p + '/' + STATE for p in prefixes] or 'none'}"
+        )
+    return prefixes[0]
+
+
+def _by_stamp(
+    messages: Iterable[tuple[str, int, Any]], namespace: str
+) -> dict[str, dict[int, Any]]:
+    """Each contract stream keyed by header stamp (the first message of a stamp wins)."""
+    streams: dict[str, dict[int, Any]] = {}
+    for topic, _log_time_ns, msg in messages:
+        name = topic[len(namespace) + 1 :]
+        stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+        streams.setdefault(name, {}).setdefault(stamp, msg)
+    return streams
+
+
+def _episode(
+    span: Any, streams: dict[str, dict[int, Any]], source: str, next_first: int | None
+) -> RecordedEpisode:
+    marker = dict(span.start_fields)
+    task = str(marker.get("task", ""))
+    dt = _control_period_s(task, source)
+    first = int(marker.get("first_stamp_ns", 0))
+    states = streams.get(STATE, {})
+    stamps = sorted(s for s in states if s >= first and (next_first is None or s < next_first))
+    if not stamps:
+        raise RecordingError(f"{source}: episode {span.index} has no joint_states")
+    stamps = _control_steps(stamps, dt, _max_steps(task))
+    joints = tuple(states[stamps[0]].name)
+    position = np.array([states[s].position for s in stamps], dtype=np.float64)
+    velocity = np.array([states[s].velocity for s in stamps], dtype=np.float64)
+    poses = streams.get(POSE, {})
+    object_pose = None
+    if poses:
+        object_pose = np.array([_pose_values(poses.get(s)) for s in stamps], dtype=np.float64)
+    answered = stamps[:-1]
+    command_names, command = _trajectories(streams.get(COMMAND, {}), answered)
+    applied_names, applied = _trajectories(streams.get(APPLIED, {}), answered)
+    action_names, action = _actions(streams.get(ACTION, {}), answered)
+    return RecordedEpisode(
+        index=span.index,
+        task=task,
+        robot=str(marker.get("robot", "")),
+        seed=int(marker.get("seed", -1)),
+        goal=_goal(marker.get("goal", [])),
+        success=span.success,
+        source=source,
+        stamp_ns=np.asarray(stamps, dtype=np.int64),
+        joint_names=joints,
+        joint_position=position,
+        joint_velocity=velocity,
+        object_pose=object_pose,
+        command_names=command_names or applied_names,
+        command=command,
+        command_applied=applied,
+        action_names=action_names,
+        action=action,
+        action_recorded=~np.isnan(action).any(axis=1) if action.size else np.zeros(0, bool),
+        marker=marker,
+    )
+
+
+def _goal(value: Any) -> np.ndarray:
+    """The start marker's goal: a list, or the JSON text of one (task_node's diagnostics)."""
+    return np.asarray(json.loads(value) if isinstance(value, str) else value, dtype=np.float64)
+
+
+def _control_steps(stamps: list[int], dt: float, max_steps: int) -> list[int]:
+    """One state per control period from the first, through the task's last step: a
+    state between periods (a duplicate publish) is skipped."""
+    first, kept, last_step = stamps[0], [], -1
+    for stamp in stamps:
+        step = round((stamp - first) * 1e-9 / dt)
+        if step > last_step and step <= max_steps:
+            kept.append(stamp)
+            last_step = step
+    return kept
+
+
+def _pose_values(msg: Any) -> list[float]:
+    if msg is None:
+        return [np.nan] * 7
+    p, q = msg.pose.position, msg.pose.orientation
+    return [p.x, p.y, p.z, q.w, q.x, q.y, q.z]
+
+
+def _trajectories(
+    by_stamp: dict[int, Any], stamps: Sequence[int]
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """The first point's positions of the trajectory answering each state (NaN if none)."""
+    names: tuple[str, ...] = ()
+    for msg in by_stamp.values():
+        names = tuple(msg.joint_names)
+        break
+    rows = np.full((len(stamps), len(names)), np.nan)
+    for i, stamp in enumerate(stamps):
+        msg = by_stamp.get(stamp)
+        if msg is not None and msg.points and tuple(msg.joint_names) == names:
+            rows[i] = msg.points[0].positions
+    return names, rows
+
+
+def _actions(
+    by_stamp: dict[int, Any], stamps: Sequence[int]
+) -> tuple[tuple[str, ...], np.ndarray]:
+    names: tuple[str, ...] = ()
+    for msg in by_stamp.values():
+        names = tuple(msg.name)
+        break
+    rows = np.full((len(stamps), len(names)), np.nan)
+    for i, stamp in enumerate(stamps):
+        msg = by_stamp.get(stamp)
+        if msg is not None and tuple(msg.name) == names:
+            rows[i] = msg.position
+    return names, rows
+
+
+def _control_period_s(task: str, source: str) -> float:
+    from policies.observation import task_info
+
+    try:
+        return 1.0 / task_info(task).control_rate_hz
+    except Exception as e:  # an unknown task name in the marker
+        raise RecordingError(f"{source}: episode marker names task {task!r}: {e}") from e
+
+
+def _max_steps(task: str) -> int:
+    return int(get_task_spec(task).max_episode_steps)
