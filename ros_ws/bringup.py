@@ -281,6 +281,7 @@ def _observe(
     """Follow the run through `diagnostics` until the task node is done or a node dies."""
     summary = Summary(task=args.task)
     printed = 0
+    latest: dict[str, str] = {}  # the newest episode report: all outcomes so far
     while True:
         if stop_requested.is_set():
             raise KeyboardInterrupt
@@ -291,6 +292,7 @@ def _observe(
                     print(f"episode {missed}: {outcome}", flush=True)
                 print(_episode_line(result, observer.loop), flush=True)
             printed = int(result["episode"]) + 1
+            latest = result
         failure = _failure(processes, args.log_dir)
         if failure:
             return summary, failure
@@ -301,7 +303,8 @@ def _observe(
             break
     loop = observer.loop
     # The task node's final report lists every episode's outcome: the authority.
-    done = observer.done or {}
+    # The task node's final report, or (the operator quit early) its newest episode report.
+    done = observer.done or latest
     summary.successes = [flag == "1" for flag in done.get("successes", "")]
     summary.episodes = len(summary.successes)
     summary.success_rate = summary.episodes and sum(summary.successes) / summary.episodes

@@ -30,6 +30,7 @@ from ros_ws.bringup_plan import SIM_CONFIG, plan, teleop_nodes
 from ros_ws.discovery import sim_environment
 from ros_ws.node_configs import TELEOP_DEVICES
 from sim.errors import TwinbridgeError
+from sim.scripted import ScriptedFetchPolicy
 from sim.tasks import TASKS
 
 
@@ -82,6 +83,11 @@ def _check_args(args: argparse.Namespace) -> None:
         raise TwinbridgeError(f"--episodes must be >= 1, got {args.episodes}")
     if args.fast and args.device != "scripted":
         raise TwinbridgeError("--fast runs sim time faster than a human: use --device scripted")
+    if args.device == "scripted" and args.task not in ScriptedFetchPolicy.TASKS:
+        raise TwinbridgeError(
+            f"the scripted operator solves {', '.join(ScriptedFetchPolicy.TASKS)}; for "
+            f"{args.task} use --device keyboard or --device gamepad"
+        )
     if args.record is not None and args.record.suffix != ".mcap":
         raise TwinbridgeError(f"--record must name an .mcap file, got {args.record}")
     if args.max_speed is not None and not args.max_speed > 0:

@@ -16,6 +16,10 @@ from policies.errors import PolicyError
 from sim.errors import TwinbridgeError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "bag": (
+        "hardware.recording.bag_cli",
+        "recorded MCAP bags: recover a truncated file, info, export a demonstration dataset",
+    ),
     "emulate": (
         "hardware.emulator_cli",
         "an emulated serial device (the twin behind the protocol) on a pseudo-terminal",
@@ -23,6 +27,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "robot": (
         "ros_ws.robot_bringup",
         "robot bringup: driver (serial hardware), policy and task nodes as processes",
+    ),
+    "record": (
+        "hardware.recording.record_cli",
+        "record a running graph's contract topics to a crash-safe MCAP bag",
     ),
     "replay": (
         "sim.replay",

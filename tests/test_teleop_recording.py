@@ -186,3 +186,115 @@ def test_teleop_through_the_emulator_records_the_safety_clamp(tmp_path: Path) ->
     assert replay.returncode == 0, replay.stderr
     report = json.loads(replay.stdout.splitlines()[0])
     assert np.isfinite(report["joint_error_max_rad"])  # the twin-vs-emulator gap, measured
+
+
+def test_keyboard_in_a_terminal_drives_the_twin_and_its_estop_latches(tmp_path: Path) -> None:
+    """`--device keyboard` through a real pseudo-terminal: held `w` raises the gripper,
+    space calls the twin's e-stop (after which the applied targets hold still), `q` quits
+    and the recorder still finalizes the file."""
+    import os
+    import pty
+    import time
+
+    from hardware.recording.reader import BagReader
+
+    bag = tmp_path / "keys.mcap"
+    master, slave = pty.openpty()
+    command = [
+        *TWINBRIDGE, "teleop", "--task", "fetch-reach", "--device", "keyboard",
+        "--episodes", "3", "--domain-id", str(private_domain()), "--record", str(bag),
+        "--log-dir", str(tmp_path / "logs"),
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdin=slave, stdout=subprocess.PIPE, stderr=slave, text=True
+    )
+    os.close(slave)
+    try:
+        _read_until(master, b"keyboard operator on", timeout_s=60)  # teleop_node's log line
+        time.sleep(3.0)  # the first episode is under way
+        for _ in range(30):  # a held key: autorepeat at ~30 Hz
+            os.write(master, b"w")
+            time.sleep(1 / 30)
+        time.sleep(0.3)
+        os.write(master, b" ")  # e-stop
+        time.sleep(1.5)
+        os.write(master, b"q")
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(master)
+    assert process.returncode == 0
+    reader = BagReader(bag)
+    reader.verify()
+    actions = [m for _, _, m in reader.messages(["/fetch/teleop/action"])]
+    dz = np.array([m.position[list(m.name).index("dz")] for m in actions])
+    assert dz.max() > 0.1 and dz.min() >= 0.0  # only `w` was pressed: up, never down
+    estop = [m.data for _, _, m in reader.messages(["/fetch/estop_state"])]
+    assert estop[0] is False and estop[-1] is True
+    # After the latch the twin applies hold targets only: they no longer change.
+    applied = [(t, m.points[0].positions) for _, t, m in _applied_with_log_time(reader)]
+    latched_at = next(t for _, t, m in reader.messages(["/fetch/estop_state"]) if m.data)
+    after = np.array([p for t, p in applied if t > latched_at + 200_000_000])
+    assert len(after) > 5 and np.ptp(after, axis=0).max() < 1e-9
+
+
+def _applied_with_log_time(reader):
+    return ((topic, t, m) for topic, t, m in reader.messages(["/fetch/joint_command_applied"]))
+
+
+def _read_until(fd: int, text: bytes, timeout_s: float) -> bytes:
+    """What the terminal showed until `text` appeared (the node's stderr is the pty)."""
+    import os
+    import select
+    import time
+
+    seen, deadline = b"", time.monotonic() + timeout_s
+    while text not in seen:
+        assert time.monotonic() < deadline, f"no {text!r} on the terminal: {seen[-2000:]!r}"
+        if select.select([fd], [], [], 0.1)[0]:
+            seen += os.read(fd, 4096)
+    return seen
+
+
+def _copy_without(bag: Path, out: Path, dropped: str) -> Path:
+    """`bag` rewritten without one topic (markers and the rest kept as recorded)."""
+    from hardware.recording.episodes import EPISODES_TOPIC, parse_marker
+    from hardware.recording.reader import BagReader
+    from hardware.recording.writer import BagWriter
+
+    reader = BagReader(bag)
+    with BagWriter(out, robot="fetch", task=TASK) as writer:
+        for topic, info in reader.topics().items():
+            if topic not in (dropped, EPISODES_TOPIC):
+                writer.add_topic(topic, info.type)
+        markers = {t: m.data for _, t, m in reader.messages([EPISODES_TOPIC])}
+        for raw in reader.raw_messages():
+            if raw.topic == EPISODES_TOPIC:
+                fields = parse_marker(markers[raw.log_time_ns]) or {}
+                event, index = fields.pop("event"), fields.pop("episode")
+                if event == "start":
+                    writer.start_episode(index, raw.log_time_ns, **fields)
+                else:
+                    writer.end_episode(index, raw.log_time_ns, **fields)
+            elif raw.topic != dropped:
+                writer.write(raw.topic, raw.data, raw.log_time_ns)
+    return out
+
+
+def test_a_bag_without_applied_commands_or_actions_is_refused_by_name(
+    twin_session, tmp_path: Path
+) -> None:
+    """A missing topic names the file and the topic; a recording with no operator actions
+    (a policy run) has nothing to export, and export says why for each episode."""
+    bag, _ = twin_session
+    no_applied = _copy_without(bag, tmp_path / "no-applied.mcap", "/fetch/joint_command_applied")
+    result = _twinbridge("replay", str(no_applied))
+    assert result.returncode == 2
+    assert str(no_applied) in result.stderr and "/fetch/joint_command_applied" in result.stderr
+    no_actions = _copy_without(bag, tmp_path / "no-actions.mcap", "/fetch/teleop/action")
+    result = _twinbridge("bag", "export", str(no_actions), "--out", str(tmp_path / "ds"))
+    assert result.returncode == 2
+    assert "no whole episode to export" in result.stderr
+    assert result.stderr.count("no teleop/action") == EPISODES
+    assert _twinbridge("replay", str(no_actions), "--episode", "0").returncode == 0
