@@ -70,12 +70,17 @@ class ContractNode(Node):
         )
         return self.create_publisher(msg_type, topic, qos, event_callbacks=events)
 
-    def contract_subscription(self, msg_type: type, topic: str, callback, qos: Any):
+    def contract_subscription(
+        self, msg_type: type, topic: str, callback, qos: Any, raw: bool = False
+    ):
+        """A subscription whose QoS events are watched; `raw` delivers the CDR bytes."""
         events = SubscriptionEventCallbacks(
             incompatible_qos=lambda event: self._incompatible(topic, event),
             deadline=lambda event: self.on_deadline_missed(topic),
         )
-        return self.create_subscription(msg_type, topic, callback, qos, event_callbacks=events)
+        return self.create_subscription(
+            msg_type, topic, callback, qos, event_callbacks=events, raw=raw
+        )
 
     def _incompatible(self, topic: str, event: Any) -> None:
         """Fatal while the graph comes up (R22: a broken contract fails the start-up).

@@ -244,7 +244,7 @@ def test_teleop_launch_starts_what_twinbridge_teleop_starts_on_the_robot(monkeyp
     assert overrides["task_node"]["task"] == overrides["recorder_node"]["task"]
     for key in GOOD_ROBOT_ENV:
         monkeypatch.delenv(key, raising=False)
-    with pytest.raises(RuntimeError, match="teleop.launch.py refuses"):
+    with pytest.raises(RuntimeError, match=r"teleop\.launch\.py refuses"):
         _load_launch_file(LAUNCH_DIR / "teleop.launch.py", monkeypatch)
 
 

@@ -1,0 +1,143 @@
+"""recorder_node: the robot's contract topics into a crash-safe MCAP bag (core: BagWriter).
+
+Run: `python -m ros_ws.recorder_node --ros-args -r __ns:=/fetch -p output_path:=out/demo.mcap`
+
+Subscribes with `raw=True` (the CDR bytes are written as received, never re-serialized)
+and logs each message at its receipt time (`time.time_ns()`). QoS per topic kind
+(hardware/recording/topics.py) is compatible with every contract publisher. Episode
+markers come from task_node's `task_node/episode_start` and `task_node/episode`
+statuses on `diagnostics` (hardware/recording/relay.py). Topics silent for
+`topic_timeout_s` are named in the log and in diagnostics. SIGINT/SIGTERM: the file is
+finished (summary, indexes, CRCs) on the way out (R16).
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from hardware.recording.errors import EpisodeOrderError
+from hardware.recording.relay import EpisodeRelay
+from hardware.recording.resume import resume_bag
+from hardware.recording.topics import RecordedTopic, recorded_topics
+from hardware.recording.writer import BagWriter
+from ros_ws import adapters
+from ros_ws.node_runtime import ContractNode, run_node
+from ros_ws.recorder_config import RecorderNodeConfig
+from sim.errors import ConfigError
+
+_RELIABLE, _BEST_EFFORT = ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT
+_VOLATILE, _LATCHED = DurabilityPolicy.VOLATILE, DurabilityPolicy.TRANSIENT_LOCAL
+# (reliability, durability, depth) per QoS kind; no deadline or liveliness: never stricter
+# than a publisher, so never incompatible.
+QOS = {
+    "control": (_RELIABLE, _VOLATILE, 100),
+    "latched": (_RELIABLE, _LATCHED, 10),
+    "image": (_BEST_EFFORT, _VOLATILE, 10),
+    "diagnostics": (_RELIABLE, _VOLATILE, 100),
+    "best_effort": (_BEST_EFFORT, _VOLATILE, 100),
+}
+
+
+class RecorderNode(ContractNode):
+    def __init__(self) -> None:
+        super().__init__("recorder_node", RecorderNodeConfig)
+        cfg: RecorderNodeConfig = self.config
+        if not cfg.output_path:
+            raise ConfigError("recorder_node needs output_path (the .mcap file to write)")
+        self.writer = self._open_writer(cfg)
+        self.relay = EpisodeRelay(self.writer)
+        self._recorded: list[str] = []
+        try:
+            for topic in recorded_topics(cfg.cameras, cfg.extra_topics):
+                self._record(topic)
+        except BaseException:
+            self.writer.close()  # run_node has no node to close yet: finish the file here
+            raise
+        self.create_subscription(DiagnosticArray, "diagnostics", self._on_diagnostics, 100)
+        self.steady_timer(cfg.flush_period_s / 4, lambda: self.writer.flush_if_due())
+        self._missing_reported = False
+        self._missing_timer = self.steady_timer(cfg.topic_timeout_s, self._report_missing)
+
+    def _open_writer(self, cfg: RecorderNodeConfig) -> BagWriter:
+        session = {"namespace": self.get_namespace(), "node": self.get_fully_qualified_name()}
+        path, config, robot, task = cfg.output_path, cfg.writer_config(), cfg.robot, cfg.task
+        if cfg.resume and Path(path).exists():
+            writer, report = resume_bag(path, config, robot=robot, task=task, session=session)
+            self.get_logger().info(report.describe())
+            return writer
+        return BagWriter(path, config, robot=robot, task=task, session=session)
+
+    def _record(self, topic: RecordedTopic) -> None:
+        name = self.resolve_topic_name(topic.name)
+        self.writer.add_topic(name, topic.type)
+        package, _, type_name = topic.type.split("/")
+        msg_class = getattr(importlib.import_module(f"{package}.msg"), type_name)
+        reliability, durability, depth = QOS[topic.qos]
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=depth,
+            reliability=reliability,
+            durability=durability,
+        )
+        self.contract_subscription(
+            msg_class, name, lambda data: self._write(name, data), qos, raw=True
+        )
+        self._recorded.append(name)
+
+    def _write(self, topic: str, data: bytes) -> None:
+        self.writer.write(topic, data, time.time_ns())
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        now = time.time_ns()
+        for name, _, values in adapters.diagnostics_values(msg):
+            try:
+                self.relay.on_status(name, values, now)
+            except EpisodeOrderError as e:
+                self.counters["episode_marker_errors"] += 1
+                self.get_logger().error(f"episode marker not recorded: {e}")
+
+    def _report_missing(self) -> None:
+        """Once, `topic_timeout_s` after start: name the topics nothing arrived on."""
+        self._missing_timer.cancel()
+        self._missing_reported = True
+        if missing := self.missing_topics():
+            timeout = self.config.topic_timeout_s
+            self.get_logger().warning(f"no message within {timeout} s on: {', '.join(missing)}")
+
+    def missing_topics(self) -> list[str]:
+        return [t for t in self._recorded if not self.writer.messages_written[t]]
+
+    def diagnostics_values(self) -> dict[str, object]:
+        writer = self.writer
+        values: dict[str, object] = {
+            "output_path": str(writer.path),
+            "bytes_written": writer.bytes_written,
+            "last_flush_age_s": round(time.monotonic() - writer.last_flush_monotonic, 3),
+            "episodes_closed": writer.next_episode,
+            "missing_topics": ",".join(self.missing_topics()) if self._missing_reported else "",
+        }
+        values.update({f"messages_{t}": writer.messages_written[t] for t in self._recorded})
+        return {**values, **self.relay.counters}
+
+    def diagnostics_level(self) -> int:
+        return 1 if self._missing_reported and self.missing_topics() else 0
+
+    def close(self) -> None:
+        writer = getattr(self, "writer", None)
+        if writer is not None:
+            writer.close()
+            total = sum(writer.messages_written.values())
+            print(f"recorder: {total} messages, {writer.next_episode} episodes -> {writer.path}")
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(RecorderNode, args)
+
+
+if __name__ == "__main__":
+    main()
