@@ -29,7 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "robot bringup: driver (serial hardware), policy and task nodes as processes",
     ),
     "record": (
-        "hardware.recording.record_cli",
+        "ros_ws.record_bringup",
         "record a running graph's contract topics to a crash-safe MCAP bag",
     ),
     "replay": (

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from hardware.recording.errors import RecordingError
+from ros_ws.bringup_plan import ROBOT_NAMESPACES
 
-ROBOT_NAMESPACES = {"fetch": "fetch", "shadow_hand": "hand"}  # ros_ws/bringup_plan.py
 STOP_TIMEOUT_S = 10.0  # after the forwarded signal; the node finishes well within 5 s
 
 
