@@ -22,6 +22,7 @@ from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallba
 from rclpy.executors import ExternalShutdownException
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from hardware.commands import CommandRejected
 from policies.errors import PolicyError
@@ -137,15 +138,32 @@ class ContractNode(Node):
             )
         )
 
+    def drained(self, stop_requested_s: float) -> bool:
+        """Whether a node asked to stop (monotonic time `stop_requested_s`) may stop now;
+        only nodes run with `run_node(..., drain=True)` are asked."""
+        return True
+
     def close(self) -> None:
         """Release resources (files, renderers); called once at shutdown."""
 
 
-def run_node(node_class: Callable[[], ContractNode], args: list[str] | None = None) -> None:
-    """rclpy.init, spin until Ctrl-C / shutdown, close; exit non-zero on a broken contract."""
+def run_node(
+    node_class: Callable[[], ContractNode], args: list[str] | None = None, drain: bool = False
+) -> None:
+    """rclpy.init, spin until Ctrl-C / shutdown, close; exit non-zero on a broken contract.
+
+    With `drain`, SIGINT/SIGTERM ask the node to stop instead of shutting rclpy down at once:
+    it keeps spinning until `node.drained()` (a recorder: until what is queued for it is
+    written), then closes; a second signal stops it at once."""
     if not stop_with_supervisor():
         sys.exit(f"{_name(node_class)}: its supervisor (twinbridge sim) is gone; not starting")
-    rclpy.init(args=args)
+    stop_requested: list[float] = []
+    if drain:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop_requested.append(time.monotonic()))
+    else:
+        rclpy.init(args=args)
     code = 0
     node = None
     try:
@@ -155,7 +173,9 @@ def run_node(node_class: Callable[[], ContractNode], args: list[str] | None = No
         executor = EventsExecutor()
         executor.add_node(node)
         while rclpy.ok() and not node.finished:
-            executor.spin_once(timeout_sec=0.1)
+            executor.spin_once(timeout_sec=0.05 if stop_requested else 0.1)
+            if stop_requested and (len(stop_requested) > 1 or node.drained(stop_requested[0])):
+                break
         if node.failure is not None:
             message, code = node.failure
             print(f"{_name(node_class)} stopped: {message}", file=sys.stderr)

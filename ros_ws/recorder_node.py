@@ -7,8 +7,9 @@ and logs each message at its receipt time (`time.time_ns()`). QoS per topic kind
 (hardware/recording/topics.py) is compatible with every contract publisher. Episode
 markers come from task_node's `task_node/episode_start` and `task_node/episode`
 statuses on `diagnostics` (hardware/recording/relay.py). Topics silent for
-`topic_timeout_s` are named in the log and in diagnostics. SIGINT/SIGTERM: the file is
-finished (summary, indexes, CRCs) on the way out (R16).
+`topic_timeout_s` are named in the log and in diagnostics. SIGINT/SIGTERM: what is
+still queued is written first (until quiet for 0.3 s, at most 3 s: the bringups stop the
+publishers before the recorder), then the file is finished (summary, indexes, CRCs) (R16).
 """
 
 from __future__ import annotations
@@ -35,12 +36,17 @@ _VOLATILE, _LATCHED = DurabilityPolicy.VOLATILE, DurabilityPolicy.TRANSIENT_LOCA
 # (reliability, durability, depth) per QoS kind; no deadline or liveliness: never stricter
 # than a publisher, so never incompatible.
 QOS = {
-    "control": (_RELIABLE, _VOLATILE, 100),
+    "control": (_RELIABLE, _VOLATILE, 1000),
     "latched": (_RELIABLE, _LATCHED, 10),
     "image": (_BEST_EFFORT, _VOLATILE, 10),
-    "diagnostics": (_RELIABLE, _VOLATILE, 100),
+    "diagnostics": (_RELIABLE, _VOLATILE, 1000),
     "best_effort": (_BEST_EFFORT, _VOLATILE, 100),
 }
+
+
+# Stopping: keep writing until the queues are quiet this long, but no longer than the budget.
+DRAIN_QUIET_S = 0.3
+DRAIN_BUDGET_S = 3.0
 
 
 class RecorderNode(ContractNode):
@@ -52,6 +58,7 @@ class RecorderNode(ContractNode):
         self.writer = self._open_writer(cfg)
         self.relay = EpisodeRelay(self.writer)
         self._recorded: list[str] = []
+        self._last_message_s = time.monotonic()
         try:
             for topic in recorded_topics(cfg.cameras, cfg.extra_topics):
                 self._record(topic)
@@ -91,6 +98,14 @@ class RecorderNode(ContractNode):
 
     def _write(self, topic: str, data: bytes) -> None:
         self.writer.write(topic, data, time.time_ns())
+        self._last_message_s = time.monotonic()
+
+    def drained(self, stop_requested_s: float) -> bool:
+        """Asked to stop: first write what is still queued (the publishers stopped first),
+        until nothing arrived for DRAIN_QUIET_S, within DRAIN_BUDGET_S (R16: 5 s in all)."""
+        now = time.monotonic()
+        quiet = now - max(self._last_message_s, stop_requested_s) >= DRAIN_QUIET_S
+        return quiet or now - stop_requested_s >= DRAIN_BUDGET_S
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         now = time.time_ns()
@@ -136,7 +151,7 @@ class RecorderNode(ContractNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    run_node(RecorderNode, args)
+    run_node(RecorderNode, args, drain=True)
 
 
 if __name__ == "__main__":

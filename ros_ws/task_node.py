@@ -28,6 +28,8 @@ from ros_ws.qos import control_qos, latched_qos
 from sim.episodes import EpisodeJudge, EpisodeResult
 from sim.mirror import ObjectPose
 
+COMMANDER_SETTLE_S = 0.5
+
 
 class TaskNode(ContractNode):
     def __init__(self) -> None:
@@ -44,6 +46,7 @@ class TaskNode(ContractNode):
         self._poses: dict[int, ObjectPose] = {}
         self._pending_reset: Future | None = None
         self._started = time.monotonic()
+        self._commander_seen: float | None = None
         self.steady_timer(0.05, self._next_episode)
 
     def _next_episode(self) -> None:
@@ -54,8 +57,23 @@ class TaskNode(ContractNode):
             if time.monotonic() - self._started > self.config.reset_timeout_s:
                 self.fail(f"no 'reset' service after {self.config.reset_timeout_s} s")
             return
+        if not self.judge.results and not self._commander_ready():
+            return
         self._pending_reset = self.reset_client.call_async(Trigger.Request())
         self._pending_reset.add_done_callback(self._on_reset_done)
+
+    def _commander_ready(self) -> bool:
+        """Before the first episode: wait until a node publishes `joint_command` (policy or
+        teleop), and COMMANDER_SETTLE_S more for it to discover the robot, so the episode's
+        first state is answered rather than held (a recording would lose that episode).
+        After reset_timeout_s the episode starts anyway (a commander outside the graph)."""
+        now = time.monotonic()
+        if self.count_publishers("joint_command") == 0:
+            self._commander_seen = None
+            return now - self._started > self.config.reset_timeout_s
+        if self._commander_seen is None:
+            self._commander_seen = now
+        return now - self._commander_seen >= COMMANDER_SETTLE_S
 
     def _on_reset_done(self, future) -> None:
         self._pending_reset = None
