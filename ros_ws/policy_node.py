@@ -15,16 +15,14 @@ import time
 from collections import deque
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped
-from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory
 
 from policies.controller import PolicyController
 from ros_ws import adapters
+from ros_ws.controller_inputs import subscribe_controller_inputs
 from ros_ws.node_configs import PolicyNodeConfig, resolve_data_path
 from ros_ws.node_runtime import ContractNode, run_node
-from ros_ws.qos import control_qos, estop_qos, latched_qos
+from ros_ws.qos import control_qos
 
 
 class PolicyNode(ContractNode):
@@ -42,36 +40,11 @@ class PolicyNode(ContractNode):
         self._step_ms: deque[float] = deque(maxlen=1000)
         qos = control_qos(rate)
         self.command_pub = self.contract_publisher(JointTrajectory, "joint_command", qos)
-        self.contract_subscription(JointState, "joint_states", self._on_joint_state, qos)
-        if self.controller.mirror.has_object:
-            self.contract_subscription(PoseStamped, "object_pose", self._on_pose, qos)
-        self.create_subscription(PoseStamped, "goal", self._on_goal, latched_qos())
-        self.contract_subscription(Bool, "estop_state", self._on_estop, estop_qos())
+        subscribe_controller_inputs(self, self.controller, qos, self._act)
         self.steady_timer(self._period_s, self._act)
         self.get_logger().info(
             f"{cfg.policy_path} ({self.controller.mirror.task_name}) at {rate} Hz"
         )
-
-    def _on_joint_state(self, msg: JointState) -> None:
-        stamp, names, positions, velocities = adapters.joint_state_fields(msg)
-        if self.controller.on_joint_state(stamp, names, positions, velocities, time.monotonic()):
-            self._act()
-
-    def _on_pose(self, msg: PoseStamped) -> None:
-        if self.controller.on_object_pose(adapters.pose_from_msg(msg), time.monotonic()):
-            self._act()
-
-    def _on_goal(self, msg: PoseStamped) -> None:
-        goal = adapters.goal_from_msg(msg, self.controller.goal_size)
-        if self.controller.on_goal(goal, time.monotonic()):
-            self._act()
-
-    def _on_estop(self, msg: Bool) -> None:
-        self.controller.on_estop(msg.data, time.monotonic())
-        if msg.data:
-            self._hold_reason = "estop"
-        else:
-            self._act()
 
     def _act(self) -> None:
         started = time.perf_counter()

@@ -16,19 +16,18 @@ from __future__ import annotations
 
 import time
 
-from geometry_msgs.msg import PoseStamped
 from rclpy.client import Client
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from hardware.teleop import TeleopConfig, make_operator
 from policies.controller import PolicyController
 from ros_ws import adapters
+from ros_ws.controller_inputs import subscribe_controller_inputs
 from ros_ws.node_configs import TeleopNodeConfig
 from ros_ws.node_runtime import ContractNode, run_node
-from ros_ws.qos import control_qos, estop_qos, latched_qos
+from ros_ws.qos import control_qos
 from sim.mirror import TaskMirror
 
 
@@ -50,33 +49,11 @@ class TeleopNode(ContractNode):
         qos = control_qos(rate)
         self.command_pub = self.contract_publisher(JointTrajectory, "joint_command", qos)
         self.action_pub = self.create_publisher(JointState, "teleop/action", qos)
-        self.contract_subscription(JointState, "joint_states", self._on_joint_state, qos)
-        if mirror.has_object:
-            self.contract_subscription(PoseStamped, "object_pose", self._on_pose, qos)
-        self.create_subscription(PoseStamped, "goal", self._on_goal, latched_qos())
-        self.contract_subscription(Bool, "estop_state", self._on_estop, estop_qos())
+        subscribe_controller_inputs(self, self.controller, qos, self._act)
         self.estop_client: Client = self.create_client(SetBool, "estop")
         self.enable_client: Client = self.create_client(Trigger, "enable")
         self.steady_timer(self._period_s, self._tick)
         self.get_logger().info(f"{cfg.device} operator on {cfg.task} at {rate} Hz")
-
-    def _on_joint_state(self, msg: JointState) -> None:
-        stamp, names, positions, velocities = adapters.joint_state_fields(msg)
-        if self.controller.on_joint_state(stamp, names, positions, velocities, time.monotonic()):
-            self._act()
-
-    def _on_pose(self, msg: PoseStamped) -> None:
-        if self.controller.on_object_pose(adapters.pose_from_msg(msg), time.monotonic()):
-            self._act()
-
-    def _on_goal(self, msg: PoseStamped) -> None:
-        goal = adapters.goal_from_msg(msg, self.controller.goal_size)
-        if self.controller.on_goal(goal, time.monotonic()):
-            self._act()
-
-    def _on_estop(self, msg: Bool) -> None:
-        self.controller.on_estop(msg.data, time.monotonic())
-        self._hold_reason = "estop" if msg.data else self._hold_reason
 
     def _tick(self) -> None:
         """The operator's requests first (an e-stop must not wait for a state), then act."""

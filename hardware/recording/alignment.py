@@ -14,7 +14,7 @@ to the task's last step: the states task_node judged. A step the operator did no
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,9 +143,9 @@ def _episode(
     if poses:
         object_pose = np.array([_pose_values(poses.get(s)) for s in stamps], dtype=np.float64)
     answered = stamps[:-1]
-    command_names, command = _trajectories(streams.get(COMMAND, {}), answered)
-    applied_names, applied = _trajectories(streams.get(APPLIED, {}), answered)
-    action_names, action = _actions(streams.get(ACTION, {}), answered)
+    command_names, command = _rows(streams.get(COMMAND, {}), answered, _trajectory_values)
+    applied_names, applied = _rows(streams.get(APPLIED, {}), answered, _trajectory_values)
+    action_names, action = _rows(streams.get(ACTION, {}), answered, _action_values)
     return RecordedEpisode(
         index=span.index,
         task=task,
@@ -193,34 +193,29 @@ def _pose_values(msg: Any) -> list[float]:
     return [p.x, p.y, p.z, q.w, q.x, q.y, q.z]
 
 
-def _trajectories(
-    by_stamp: dict[int, Any], stamps: Sequence[int]
+def _trajectory_values(msg: Any) -> tuple[tuple[str, ...], Sequence[float] | None]:
+    """A JointTrajectory's names and its first point's positions."""
+    return tuple(msg.joint_names), (msg.points[0].positions if msg.points else None)
+
+
+def _action_values(msg: Any) -> tuple[tuple[str, ...], Sequence[float] | None]:
+    """A `teleop/action` JointState's component names and values."""
+    return tuple(msg.name), msg.position
+
+
+def _rows(
+    by_stamp: dict[int, Any], stamps: Sequence[int], values: Callable[[Any], tuple]
 ) -> tuple[tuple[str, ...], np.ndarray]:
-    """The first point's positions of the trajectory answering each state (NaN if none)."""
-    names: tuple[str, ...] = ()
-    for msg in by_stamp.values():
-        names = tuple(msg.joint_names)
-        break
+    """The values of the message answering each state (NaN where none did, or where its
+    names differ from the stream's first message's), and those names."""
+    names: tuple[str, ...] = values(next(iter(by_stamp.values())))[0] if by_stamp else ()
     rows = np.full((len(stamps), len(names)), np.nan)
     for i, stamp in enumerate(stamps):
         msg = by_stamp.get(stamp)
-        if msg is not None and msg.points and tuple(msg.joint_names) == names:
-            rows[i] = msg.points[0].positions
-    return names, rows
-
-
-def _actions(
-    by_stamp: dict[int, Any], stamps: Sequence[int]
-) -> tuple[tuple[str, ...], np.ndarray]:
-    names: tuple[str, ...] = ()
-    for msg in by_stamp.values():
-        names = tuple(msg.name)
-        break
-    rows = np.full((len(stamps), len(names)), np.nan)
-    for i, stamp in enumerate(stamps):
-        msg = by_stamp.get(stamp)
-        if msg is not None and tuple(msg.name) == names:
-            rows[i] = msg.position
+        if msg is not None:
+            msg_names, row = values(msg)
+            if msg_names == names and row is not None:
+                rows[i] = row
     return names, rows
 
 
