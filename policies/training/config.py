@@ -107,6 +107,26 @@ class HerSacConfig:
     randomization: str = _opt(
         "", "domain randomization / ADR YAML (sim/randomization/configs/); empty: none"
     )
+    demonstrations_dir: str = _opt(
+        "",
+        "learn from demonstrations (Nair et al. 2018, policies.training.demonstrations): a "
+        "dataset directory of policies.demonstrations (meta.json + episode_*.npz) of this "
+        "task; empty: none",
+    )
+    demo_batch_size: int = _opt(
+        128, "demonstrations: demo transitions per update, sampled next to batch_size replay ones"
+    )
+    bc_loss_weight: float = _opt(
+        1000.0,
+        "demonstrations: lambda, the weight of the mean behaviour-cloning loss on demo samples "
+        "against the mean -Q actor loss (Nair et al.'s code: 0.0078 x sum over 128 demo "
+        "samples vs 0.001 x mean Q, i.e. about 1000)",
+    )
+    q_filter: bool = _opt(
+        True,
+        "demonstrations: clone a demo action only where the critic rates it above the "
+        "actor's, Q(s, a_demo) > Q(s, pi(s))",
+    )
     torch_threads: int = _opt(1, "torch intra-op threads (env workers use the other cores)")
     progress: bool = _opt(True, "show a tqdm progress bar")
 
@@ -169,6 +189,7 @@ def _parse(text: str, path: Path) -> Any:
 
 def _check_names(config: HerSacConfig) -> None:
     check_randomization(config.randomization)
+    _check_demonstrations(config.demonstrations_dir)
     try:
         get_task_spec(config.task)
     except UnknownNameError as e:
@@ -190,15 +211,31 @@ def _check_names(config: HerSacConfig) -> None:
         )
 
 
+def _check_demonstrations(directory: str) -> None:
+    """A light check before anything is built: the directory holds a dataset's meta.json
+    (the trainer reads and validates the whole dataset against the env)."""
+    if not directory:
+        return
+    from policies.demonstrations import META_FILE
+
+    meta = Path(directory) / META_FILE
+    if not meta.is_file():
+        raise TrainingConfigError(
+            f"option demonstrations_dir: {meta} does not exist; give a directory written by "
+            "`twinbridge bag export` or `bench/demonstrations.py --generate-demos`"
+        )
+
+
 _POSITIVE = (
     "total_env_steps", "num_envs", "buffer_size_transitions", "batch_size", "epoch_env_steps",
     "eval_episodes", "torch_threads", "obs_clip", "norm_clip", "norm_eps", "lr_actor",
     "lr_critic", "lr_alpha", "init_alpha", "td3_policy_delay", "param_noise_initial_std",
-    "param_noise_target_distance", "param_noise_adapt_every_updates",
+    "param_noise_target_distance", "param_noise_adapt_every_updates", "demo_batch_size",
 )  # fmt: skip
 _NON_NEGATIVE = ("num_workers", "max_episode_steps", "warmup_env_steps", "her_k",
                  "updates_per_env_step", "action_l2_penalty", "td3_action_noise_std",
-                 "td3_target_noise_std", "td3_target_noise_clip")  # fmt: skip
+                 "td3_target_noise_std", "td3_target_noise_clip",
+                 "bc_loss_weight")  # fmt: skip
 
 
 def _check_ranges(config: HerSacConfig) -> None:

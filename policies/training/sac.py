@@ -19,17 +19,23 @@ from torch import nn
 from torch.nn import functional as F
 
 from policies.training.config import HerSacConfig
+from policies.training.demonstrations import demo_actor_term
 from policies.training.networks import DeterministicActor, SquashedGaussianActor, TwinCritic
 
 
 @dataclass
 class Batch:
-    """A training minibatch as float32 tensors (inputs already normalized)."""
+    """A training minibatch as float32 tensors (inputs already normalized).
+
+    With demonstrations, the last `demo_rows` rows are demo transitions (the actor's
+    behaviour-cloning term applies to them; `policies.training.demonstrations`).
+    """
 
     x: torch.Tensor
     action: torch.Tensor
     reward: torch.Tensor
     next_x: torch.Tensor
+    demo_rows: int = 0
 
 
 class SacAgent:
@@ -85,7 +91,7 @@ class SacAgent:
         """One gradient step on critics, actor and temperature; then move the targets."""
         alpha = self.log_alpha.detach().exp()
         critic_loss = self._critic_step(batch, alpha, generator)
-        actor_loss, log_prob = self._actor_step(batch, alpha, generator)
+        actor_loss, log_prob, demo_stats = self._actor_step(batch, alpha, generator)
         alpha_loss = -(self.log_alpha * (log_prob + self.target_entropy)).mean()
         self._step("alpha", alpha_loss)
         with torch.no_grad():
@@ -97,6 +103,7 @@ class SacAgent:
             "actor_loss": float(actor_loss),
             "alpha_loss": float(alpha_loss.detach()),
             "alpha": float(alpha),
+            **demo_stats,
         }
 
     def _critic_step(
@@ -114,16 +121,28 @@ class SacAgent:
 
     def _actor_step(
         self, batch: Batch, alpha: torch.Tensor, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
         action, log_prob = self.actor.sample(batch.x, generator)
         self.critic.requires_grad_(False)  # no critic gradients from the actor loss
         q = self.critic(batch.x, action).min(dim=0).values
-        self.critic.requires_grad_(True)
         loss = (alpha * log_prob - q).mean()
         if self.config.action_l2_penalty > 0:
             loss = loss + self.config.action_l2_penalty * action.square().mean()
+        stats: dict[str, float] = {}
+        if batch.demo_rows:  # behaviour cloning of the deterministic (mean) action
+            x = batch.x[-batch.demo_rows :]
+            term, stats = demo_actor_term(
+                self._q, x, torch.tanh(self.actor(x)[0]), batch.action[-batch.demo_rows :],
+                self.config.bc_loss_weight, self.config.q_filter,
+            )  # fmt: skip
+            loss = loss + term
+        self.critic.requires_grad_(True)
         self._step("actor", loss)
-        return loss.detach(), log_prob.detach()
+        return loss.detach(), log_prob.detach(), stats
+
+    def _q(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The Q the actor maximizes: the minimum of the twin critics."""
+        return self.critic(x, action).min(dim=0).values
 
     def _step(self, name: str, loss: torch.Tensor) -> None:
         optimizer = self.optimizers[name]

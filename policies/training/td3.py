@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from policies.training.config import HerSacConfig
+from policies.training.demonstrations import demo_actor_term
 from policies.training.networks import DeterministicActor, SquashedGaussianActor, TwinCritic
 from policies.training.param_noise import AdaptiveParamNoise
 from policies.training.sac import Batch, SacAgent
@@ -108,16 +109,32 @@ class Td3Agent:
         self.update_count += 1
         self._maybe_adapt_param_noise(batch, generator)
         if int(self.update_count) % self.config.td3_policy_delay == 0:
-            self.critic.requires_grad_(False)
-            action = torch.tanh(self.actor(batch.x)[0])
-            loss = -self.critic(batch.x, action)[0].mean()
-            self.critic.requires_grad_(True)
-            if self.config.action_l2_penalty > 0:
-                loss = loss + self.config.action_l2_penalty * action.square().mean()
-            self._step("actor", loss)
-            out["actor_loss"] = float(loss.detach())
+            out.update(self._actor_step(batch))
             self._move_targets()
         return out
+
+    def _actor_step(self, batch: Batch) -> dict[str, float]:
+        """Maximize Q1(s, pi(s)); with demo rows, plus the Q-filtered behaviour cloning."""
+        self.critic.requires_grad_(False)
+        action = torch.tanh(self.actor(batch.x)[0])
+        loss = -self.critic(batch.x, action)[0].mean()
+        if self.config.action_l2_penalty > 0:
+            loss = loss + self.config.action_l2_penalty * action.square().mean()
+        stats: dict[str, float] = {}
+        if batch.demo_rows:
+            rows = slice(len(batch.x) - batch.demo_rows, None)
+            term, stats = demo_actor_term(
+                self._q, batch.x[rows], action[rows], batch.action[rows],
+                self.config.bc_loss_weight, self.config.q_filter,
+            )  # fmt: skip
+            loss = loss + term
+        self.critic.requires_grad_(True)
+        self._step("actor", loss)
+        return {"actor_loss": float(loss.detach()), **stats}
+
+    def _q(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The Q the actor maximizes: the first critic (TD3)."""
+        return self.critic(x, action)[0]
 
     def _maybe_adapt_param_noise(self, batch: Batch, generator: torch.Generator) -> None:
         """Every K updates, move sigma toward the target action distance on replay states."""

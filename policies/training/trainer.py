@@ -14,6 +14,7 @@ M steps equals N + M steps bit for bit (on the same thread count).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -30,8 +31,9 @@ from policies.training.checkpoint import (
 from policies.training.checkpoint import load_optimizer_tensors as _load_optimizer
 from policies.training.checkpoint import optimizer_tensors as _optimizer_tensors
 from policies.training.config import RESUMABLE, HerSacConfig
+from policies.training.demonstrations import DemoBuffer, DemoIdentity, load_demo_buffer
 from policies.training.envs import LockstepEnvs, make_lockstep_envs
-from policies.training.errors import CheckpointCorruptError
+from policies.training.errors import CheckpointCorruptError, CheckpointMismatchError
 from policies.training.logs import COLUMNS
 from policies.training.normalizer import RunningNormalizer
 from policies.training.protocols import EpochTrainer
@@ -42,12 +44,14 @@ from policies.training.sac import Batch
 from policies.training.td3 import make_agent
 
 _COUNTERS = ("env_steps", "updates", "episodes", "epoch")
+_DEMO_COUNTER = "demonstrations"  # checkpoint counter: the dataset's identity (JSON)
+DEMO_COLUMNS = ("bc_loss", "q_filter_pass")  # progress.csv columns of runs with demos
 
 
 class HerSacTrainer(ResumableTrainer):
     """Owns the envs, replay, normalizer, agent and RNGs of one run."""
 
-    log_columns = COLUMNS
+    log_columns: tuple[str, ...] = COLUMNS  # plus DEMO_COLUMNS with demonstrations
     config_class = HerSacConfig
     resumable = RESUMABLE
     envs: LockstepEnvs
@@ -77,10 +81,32 @@ class HerSacTrainer(ResumableTrainer):
         self.agent = make_agent(config.algo, in_dim, self.dims["action"], config)
         capacity = config.buffer_size_transitions // self.steps
         self.replay = EpisodeReplay(capacity, self.steps, self.dims)
+        self.demos: DemoBuffer | None = None
+        self.demo_identity: DemoIdentity | None = None
+        if config.demonstrations_dir:
+            self._load_demonstrations()
         self.counters: dict[str, Any] = dict.fromkeys(_COUNTERS, 0)
         self.counters.update(update_credit=0.0, wall_time_s=0.0, collect_s=0.0, update_s=0.0)
         self.counters.update(best_success=-1.0, best_env_steps=0)
         self.best_policy: dict[str, torch.Tensor] = {}  # see `note_evaluation`
+
+    def _load_demonstrations(self) -> None:
+        """Read the dataset (checked against task, robot, control rate and sizes; the envs
+        are closed if it does not fit), and add its inputs to the normalizer."""
+        from policies.observation import task_info
+
+        info = task_info(self.config.task)
+        try:
+            self.demos, self.demo_identity = load_demo_buffer(
+                self.config.demonstrations_dir, self.config.task, info.robot,
+                info.control_rate_hz, self.dims,
+            )  # fmt: skip
+        except BaseException:
+            self.envs.close()
+            raise
+        self.log_columns = (*COLUMNS, *DEMO_COLUMNS)
+        relabel_p = self.config.relabel_probability
+        self.normalizer.update(self.demos.normalizer_inputs(self.rng, relabel_p))
 
     # -- one iteration ----------------------------------------------------------------------
     def iterate(self) -> dict[str, float]:
@@ -145,23 +171,39 @@ class HerSacTrainer(ResumableTrainer):
         count = int(self.counters["update_credit"])
         self.counters["update_credit"] -= count
         totals: dict[str, float] = {}
+        counts: dict[str, int] = {}
         for _ in range(count):
             for key, value in self.agent.update(self._batch(), self.generator).items():
                 totals[key] = totals.get(key, 0.0) + value
+                counts[key] = counts.get(key, 0) + 1
         self.counters["updates"] += count
-        return {key: value / count for key, value in totals.items()}
+        # per key: TD3 reports actor values only on its delayed actor updates
+        return {key: value / counts[key] for key, value in totals.items()}
 
     def _batch(self) -> Batch:
+        """`batch_size` replay transitions, then (with demonstrations) `demo_batch_size`
+        demo transitions, both HER-relabelled; the demo rows come last."""
+        c, reward_fn = self.config, self.envs.compute_reward
         t: Transitions = self.replay.sample(
-            self.rng, self.config.batch_size, self.config.relabel_probability,
-            self.envs.compute_reward,
+            self.rng, c.batch_size, c.relabel_probability, reward_fn
+        )
+        parts = [t]
+        if self.demos is not None:
+            parts.append(
+                self.demos.sample(self.rng, c.demo_batch_size, c.relabel_probability, reward_fn)
+            )
+        obs, goal, action, reward, next_obs = (
+            np.concatenate([getattr(p, name) for p in parts]) if len(parts) > 1
+            else getattr(t, name)
+            for name in ("obs", "goal", "action", "reward", "next_obs")
         )  # fmt: skip
-        goal = torch.from_numpy(t.goal.astype(np.float32))
-        x = torch.cat((torch.from_numpy(t.obs), goal), dim=-1)
-        next_x = torch.cat((torch.from_numpy(t.next_obs), goal), dim=-1)
+        goal_t = torch.from_numpy(goal.astype(np.float32))
+        x = torch.cat((torch.from_numpy(obs), goal_t), dim=-1)
+        next_x = torch.cat((torch.from_numpy(next_obs), goal_t), dim=-1)
         return Batch(
-            self.normalizer.normalize(x), torch.from_numpy(t.action),
-            torch.from_numpy(t.reward), self.normalizer.normalize(next_x),
+            self.normalizer.normalize(x), torch.from_numpy(action),
+            torch.from_numpy(reward), self.normalizer.normalize(next_x),
+            demo_rows=len(parts[1].action) if len(parts) > 1 else 0,
         )  # fmt: skip
 
     # -- evaluation -------------------------------------------------------------------------
@@ -229,12 +271,15 @@ class HerSacTrainer(ResumableTrainer):
         counters = {**self.counters, "replay_size": self.replay.size}
         counters["replay_next"] = self.replay.next
         counters.update(self.randomization.counters())
+        if self.demo_identity is not None:
+            counters[_DEMO_COUNTER] = json.dumps(dataclasses.asdict(self.demo_identity))
         return CheckpointState(
             self.config.task, self.config.algo, self.config.to_dict(), tensors, counters
         )
 
     def restore(self, state: CheckpointState) -> None:
         """Load what `state()` saved (into a trainer built from the same config)."""
+        self._check_demo_identity(state)
         try:
             self._restore(state)
         except (KeyError, RuntimeError, ValueError) as e:
@@ -242,6 +287,22 @@ class HerSacTrainer(ResumableTrainer):
                 f"checkpoint of {state.task!r} does not fit a {self.config.algo} trainer with "
                 f"this config (missing or mis-shaped tensor or counter): {e}"
             ) from e
+
+    def _check_demo_identity(self, state: CheckpointState) -> None:
+        """Refuse to continue a run on other demonstrations than it learned from."""
+        saved = state.counters.get(_DEMO_COUNTER)
+        ours = self.demo_identity
+        if saved is None and ours is None:
+            return
+        before = DemoIdentity(**json.loads(saved)) if saved is not None else None
+        if before is not None and ours is not None and before.sha256 == ours.sha256:
+            return
+        what = before.describe() if before is not None else "no demonstrations"
+        now = ours.describe() if ours is not None else "none"
+        raise CheckpointMismatchError(
+            f"checkpoint of {state.task!r} was trained with {what}, but this run's "
+            f"demonstrations are {now}; resume with the original dataset, or start a new run"
+        )
 
     def _restore(self, state: CheckpointState) -> None:
         t = state.tensors
@@ -255,6 +316,7 @@ class HerSacTrainer(ResumableTrainer):
         self.normalizer.load_state_tensors(t, "normalizer/")
         self.best_policy = {k: v.clone() for k, v in t.items() if k.startswith("best/")}
         counters = dict(state.counters)
+        counters.pop(_DEMO_COUNTER, None)
         self.randomization.restore(counters, int(counters["env_steps"]))
         self.replay.load_state_tensors(
             t, "replay/", counters.pop("replay_size"), counters.pop("replay_next")
