@@ -816,7 +816,7 @@ class Flood:
     oversized: int
     sent: int = 0
     oversized_sent: int = 0
-    oversized_acked: int = 0  # acknowledged by every reader (reliable QoS) within 2 s
+    oversized_acked: int = 0  # acknowledged by every reader (reliable QoS) within 5 s
     seconds: float = 0.0
 
     def __post_init__(self) -> None:
@@ -825,7 +825,7 @@ class Flood:
         from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
         self._time, self._trajectory, self._point = Time, JointTrajectory, JointTrajectoryPoint
-        self._ack_timeout = Timeout(seconds=2)
+        self._ack_timeout = Timeout(seconds=5)  # 1 MB to a CPU-starved reader
         names = robot_tables(ROBOT).command_names
         self.msg = JointTrajectory(joint_names=list(names))
         self.point = JointTrajectoryPoint(time_from_start=Duration(nanosec=10_000_000))
@@ -914,6 +914,19 @@ def device_commands(events: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _wait_for_counted_rejections(client: Any, oversized: int, timeout_s: float = 10.0) -> None:
+    """On a loaded machine driver_node's 2 Hz diagnostics can trail the flood: read them
+    once they count every oversized message (or after `timeout_s`, as they are)."""
+
+    def counted() -> bool:
+        rejected = [v for k, v in client.diagnostics.items() if k.startswith("rejected_")]
+        return sum(int(v) for v in rejected if v.isdigit()) >= oversized
+
+    end = time.monotonic() + timeout_s
+    while not counted() and time.monotonic() < end:
+        client.spin_for(0.1)
+
+
 def driver_counts(diagnostics: dict[str, str], published: int) -> dict[str, Any]:
     """driver_node's own counts of the commands it read (all of them came from the flood)."""
     numbers = {k: int(v) for k, v in diagnostics.items() if v.lstrip("-").isdigit()}
@@ -998,6 +1011,7 @@ def _flood_and_measure(run: FloodRun, rig: Rig, client: FloodClient) -> None:
     samples = _run_sampled(flood, rig, client)
     flood_end = rig.log_offset()
     client.spin_for(SETTLE_S)
+    _wait_for_counted_rejections(client, flood.oversized_sent)
     _record_rss(run, samples, rig.driver_rss_mb())
     run.flood = {
         "sent": flood.sent,
