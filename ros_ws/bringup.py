@@ -300,6 +300,8 @@ def _observe(
             # done: the task node's last reports may still be in flight
             observer.wait_for_done(timeout_s=2.0)
             observer.wait_for_loop_figures(timeout_s=1.0)
+            pending = observer.poll(0.0)  # episode reports that arrived while waiting
+            latest = pending[-1] if pending else latest
             break
     loop = observer.loop
     # The task node's final report lists every episode's outcome: the authority.

@@ -18,6 +18,7 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException
 from rclpy.experimental import EventsExecutor
@@ -37,6 +38,7 @@ EXIT_INCOMPATIBLE_QOS = 3
 EXIT_BAD_CONFIG = 2
 STARTUP_WINDOW_S = 10.0  # incompatible QoS within this long of start-up is fatal
 EXIT_FAILED = 1
+FINAL_REPORT_ACK_S = 2.0  # a finished node waits this long at most for its last reports
 
 
 class ContractNode(Node):
@@ -138,6 +140,10 @@ class ContractNode(Node):
             )
         )
 
+    def flush_diagnostics(self, timeout_s: float) -> bool:
+        """Wait until every reader acknowledged the `diagnostics` published so far."""
+        return self._diagnostics.wait_for_all_acked(Duration(nanoseconds=int(timeout_s * 1e9)))
+
     def drained(self, stop_requested_s: float) -> bool:
         """Whether a node asked to stop (monotonic time `stop_requested_s`) may stop now;
         only nodes run with `run_node(..., drain=True)` are asked."""
@@ -176,6 +182,10 @@ def run_node(
             executor.spin_once(timeout_sec=0.05 if stop_requested else 0.1)
             if stop_requested and (len(stop_requested) > 1 or node.drained(stop_requested[0])):
                 break
+        if node.finished and node.failure is None:
+            # Its last reports (task_node's `done`) must reach the readers before the
+            # process, and the reliable writer's history with it, is gone.
+            node.flush_diagnostics(FINAL_REPORT_ACK_S)
         if node.failure is not None:
             message, code = node.failure
             print(f"{_name(node_class)} stopped: {message}", file=sys.stderr)
