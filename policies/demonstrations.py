@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from policies.errors import PolicyError
+from policies.files import atomic_write
 
 FORMAT = "twinbridge-demonstrations"
 VERSION = 1
@@ -125,7 +126,7 @@ def write_dataset(
     if not entries:
         raise DemonstrationError(out, "no episodes to write")
     document = {"format": FORMAT, "version": VERSION, **dict(meta), "episodes": entries}
-    _atomic_write(out / META_FILE, (json.dumps(document, indent=2) + "\n").encode())
+    atomic_write(out / META_FILE, (json.dumps(document, indent=2) + "\n").encode())
     return out / META_FILE
 
 
@@ -313,12 +314,3 @@ def _check_dims(
                 )  # fmt: skip
             found[dim] = width
     return found
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

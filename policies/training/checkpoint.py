@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from policies.files import atomic_write
 from policies.training.errors import (
     CheckpointCorruptError,
     CheckpointMismatchError,
@@ -56,7 +56,7 @@ def save_checkpoint(directory: Path | str, state: CheckpointState) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous() for k, v in state.tensors.items()}
     blob = save_tensors(tensors, metadata={"task": state.task, "algo": state.algo})
-    _atomic_write(directory / STATE_FILE, blob)
+    atomic_write(directory / STATE_FILE, blob)
     meta = {
         "format_version": FORMAT_VERSION,
         "task": state.task,
@@ -65,7 +65,7 @@ def save_checkpoint(directory: Path | str, state: CheckpointState) -> Path:
         "counters": state.counters,
         "state_sha256": hashlib.sha256(blob).hexdigest(),
     }
-    _atomic_write(directory / META_FILE, json.dumps(meta, indent=2).encode())
+    atomic_write(directory / META_FILE, json.dumps(meta, indent=2).encode())
     return directory
 
 
@@ -203,13 +203,3 @@ def load_optimizer_tensors(
             per_param.setdefault(int(index), {})[key] = value.clone()
     state_dict["state"] = per_param
     optimizer.load_state_dict(state_dict)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary sibling, then rename: readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
