@@ -60,7 +60,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
     args.log_dir.mkdir(parents=True, exist_ok=True)
-    args.video = None
     emulator = _start_emulator(args) if args.hardware == "emulator" else None
     try:
         nodes = teleop_nodes(args.hardware, record=args.record is not None)
@@ -92,7 +91,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise TwinbridgeError(f"--record must name an .mcap file, got {args.record}")
     if args.max_speed is not None and not args.max_speed > 0:
         raise TwinbridgeError(f"--max-speed must be > 0 m/s, got {args.max_speed}")
-    args.video = None
+    args.video = None  # the bringup's shared checks and summary read it; teleop has none
     _check_hardware_flags(args)
 
 
