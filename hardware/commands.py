@@ -45,6 +45,9 @@ class CommandRules:
     high: np.ndarray
     max_age_s: float = 0.5  # stamps older than this (receiver clock) are stale
     max_future_s: float = 0.1  # stamps further ahead than this are from a wrong clock
+    # ros2_control's `allow_partial_joints_goal`: by default a command names every command
+    # joint; when allowed, a subset is accepted and the joints left out keep their target
+    allow_partial: bool = False
 
     def __post_init__(self) -> None:
         if len(set(self.names)) != len(self.names):
@@ -64,7 +67,8 @@ def validate_trajectory(
 ) -> dict[str, float]:
     """The targets (name -> position) of the trajectory's last point, or `CommandRejected`.
 
-    Names must be known and unique (a subset of `rules.names` is allowed); every point must
+    Names must be known and unique, and name every command joint unless
+    `rules.allow_partial` (then a subset is allowed); every point must
     have one finite position per name, velocities empty or of that size, strictly
     increasing non-negative times; the last point must end at rest; the stamp must be
     non-zero and within [now - max_age_s, now + max_future_s]; targets within limits.
@@ -88,6 +92,24 @@ def _check_names(names: Sequence[str], rules: CommandRules) -> None:
         raise CommandRejected("unknown_joint", f"[{shown}]{more} not in {list(rules.names)}")
     if len(set(names)) != len(names):
         raise CommandRejected("duplicate_joint", f"joint_names repeat {_repeated(names)}")
+    if len(names) < len(rules.names) and not rules.allow_partial:
+        missing = [n for n in rules.names if n not in names]
+        raise CommandRejected(
+            "partial_joints",
+            f"joint_names lacks {missing}; name every command joint "
+            "(or set allow_partial_joints_goal)",
+        )
+
+
+def check_episode(stamp_ns: int, episode_start_ns: int) -> None:
+    """A command answering a state from before the current episode's reset is for the
+    previous episode: applying it would move the robot on a decision made for another scene."""
+    if stamp_ns < episode_start_ns:
+        raise CommandRejected(
+            "previous_episode",
+            f"header.stamp {stamp_ns * 1e-9:.3f} s answers a state from before this episode's "
+            f"reset at {episode_start_ns * 1e-9:.3f} s",
+        )
 
 
 def _check_stamp(stamp_s: float, now_s: float, rules: CommandRules) -> None:

@@ -7,7 +7,10 @@ Every cycle (100 Hz) it reads the device and writes one safe command; every
 Upstream commands arrive with the stamp of the state they answer: their age is counted from
 that stamp, so a target computed from an old state is as stale as the state was (the safety
 layer never follows a target older than `command_timeout_s`). `enable` is the explicit reset
-of the e-stop; `reset` starts the next seeded episode where the device can (an emulator).
+of the e-stop; `reset` starts the next seeded episode where the device can (an emulator),
+by the contract's rules (hardware/episodes.py): refused while a latch holds the robot or an
+episode runs; after it, commands wait for the episode's goal (at most `goal_timeout_s`) and
+commands answering a state from before it are dropped.
 """  # noqa: E501
 
 from __future__ import annotations
@@ -18,7 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hardware.backends import BackendRequest, load_limit_overrides, make_interface
-from hardware.interface import HardwareError, Lifecycle, Measurement, RobotInterface
+from hardware.commands import CommandRejected, check_episode
+from hardware.episodes import EpisodeGate, ResetRefused
+from hardware.interface import (
+    DeviceRefused,
+    HardwareError,
+    Lifecycle,
+    Measurement,
+    RobotInterface,
+)
 from hardware.robots import robot_hardware
 from hardware.safety import SafeCommand, SafetyConfig
 
@@ -39,6 +50,7 @@ class DriverSettings:
     cycle_rate_hz: float = 100.0
     publish_rate_hz: float = 25.0
     command_timeout_s: float = 0.1
+    goal_timeout_s: float = 2.0
     safe_state: str = ""
     limits_path: str = ""
     estop_latch_path: str = ""
@@ -63,7 +75,18 @@ def build_driver(settings: DriverSettings, options: dict | None = None) -> Drive
         settings.task, settings.seed, dict(options or {}),
     )  # fmt: skip
     publish_every = max(1, round(settings.cycle_rate_hz / settings.publish_rate_hz))
-    return DriverCore(make_interface(settings.backend, request), publish_every, settings.seed)
+    interface = make_interface(settings.backend, request)
+    gate = EpisodeGate(settings.seed, _episode_steps(settings.task))
+    return DriverCore(interface, publish_every, gate, settings.goal_timeout_s)
+
+
+def _episode_steps(task: str) -> int | None:
+    """Control periods in one of `task`'s episodes; None without a task (never waited on)."""
+    if not task:
+        return None
+    from sim.tasks import get_task_spec
+
+    return get_task_spec(task).max_episode_steps
 
 
 @dataclass(frozen=True)
@@ -77,13 +100,23 @@ class CycleResult:
 class DriverCore:
     """Lifecycle, cycle, commands and stops of one robot interface."""
 
-    def __init__(self, interface: RobotInterface, publish_every: int = 4, seed: int = 0):
+    def __init__(
+        self,
+        interface: RobotInterface,
+        publish_every: int = 4,
+        gate: EpisodeGate | None = None,
+        goal_timeout_s: float = 2.0,
+    ):
         if publish_every < 1:
             raise ValueError("publish_every must be >= 1")
         self.interface = interface
         self.publish_every = publish_every
-        self.seed = seed
-        self.episodes = 0
+        self.gate = gate or EpisodeGate(0, None)
+        self.goal_timeout_s = goal_timeout_s
+        self.goal_timeouts = 0
+        self._episode_start_ns = 0  # wall time of the last reset: older states, older episode
+        self._reset_s = 0.0
+        self._moving_since_s = 0.0  # when the robot last stopped holding for a goal
         self._cycles = 0
         # The cycle runs on its own thread; commands and services arrive on the executor's.
         self._lock = threading.RLock()
@@ -106,11 +139,35 @@ class DriverCore:
             due = measured is not None and self._cycles >= self.publish_every
             if due:
                 self._cycles = 0
+            self._count_periods(time.monotonic())
             return CycleResult(sent, measured if due else None)
+
+    def _count_periods(self, now_s: float) -> None:
+        """The episode's clock: control periods of wall time since the robot stopped
+        holding for the goal (as the task node counts stamps), or the end of that hold when
+        no goal came (a reset from outside the task node)."""
+        if self.gate.holding:
+            if now_s - self._reset_s <= self.goal_timeout_s:
+                return
+            self.goal_timeouts += 1
+            self.gate.goal_overdue()
+            self._moving_since_s = now_s
+        period_s = self.publish_every * self.interface.safety.config.period_s
+        self.gate.periods_elapsed(int((now_s - self._moving_since_s) / period_s))
+
+    def on_goal(self, stamp_ns: int) -> None:
+        """A goal stamped at or after the last reset is that episode's: commands may move."""
+        with self._lock:
+            if self.gate.awaiting_goal and stamp_ns >= self._episode_start_ns:
+                self.gate.goal_arrived()
+                self._moving_since_s = time.monotonic()
 
     def on_command(self, targets: dict[str, float], stamp_ns: int, now_ns: int) -> None:
         """A validated upstream command answering the state stamped `stamp_ns`."""
         with self._lock:
+            if self.gate.holding:
+                raise CommandRejected("awaiting_goal", "the episode's goal has not arrived")
+            check_episode(stamp_ns, self._episode_start_ns)
             age_s = max(0.0, (now_ns - stamp_ns) * 1e-9)
             self.interface.set_target(targets, received_s=time.monotonic() - age_s)
 
@@ -133,26 +190,40 @@ class DriverCore:
             return True, "e-stop latched"
 
     def reset_request(self, now_ns: int) -> tuple[bool, str]:
-        """The `reset` service's answer: the next episode's seed and the stamp from which
-        states belong to it."""
+        """The `reset` service's answer: the episode's seed and the stamp from which states
+        belong to it, or a refusal with its reason (nothing moved, no seed used up)."""
         with self._lock:
-            seed, moved = self.reset_episode(now_ns)
+            try:
+                safety = self.interface.safety
+                plan = self.gate.plan(safety.state if safety.latched else None)
+                if not plan.move:
+                    return True, f"seed={plan.seed} stamp_ns={self._episode_start_ns}"
+                moved = self._scene_reset(plan.seed)
+            except (ResetRefused, DeviceRefused) as e:
+                return False, str(e)
+            self.gate.commit(plan)
+            # States measured before the scene reset finished belong to the old scene.
+            start_ns = max(now_ns, time.time_ns())
+            self._episode_start_ns, self._reset_s = start_ns, time.monotonic()
             note = "" if moved else " (the device cannot reset its scene: set it up by hand)"
-            return True, f"seed={seed} stamp_ns={time.time_ns()}{note}"
+            return True, f"seed={plan.seed} stamp_ns={start_ns}{note}"
 
-    def reset_episode(self, now_ns: int) -> tuple[int, bool]:
-        """(seed of the next episode, whether the device reset its scene to it)."""
-        seed = self.seed + self.episodes
-        self.episodes += 1
+    def _scene_reset(self, seed: int) -> bool:
         try:
-            moved = self.interface.scene_reset(seed)
+            return self.interface.scene_reset(seed)
+        except DeviceRefused:
+            raise
         except HardwareError:
-            moved = False
-        return seed, moved
+            return False
 
     def diagnostics(self) -> dict[str, object]:
         with self._lock:
-            return self.interface.diagnostics()
+            return {
+                **self.interface.diagnostics(),
+                "episodes": self.gate.started,
+                "holding_for_goal": self.gate.holding,
+                "goal_timeouts": self.goal_timeouts,
+            }
 
     @property
     def status(self) -> str:

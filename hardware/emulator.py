@@ -603,6 +603,11 @@ class Emulator:
         self._ack(frame, AckResult.OK)
 
     def _on_scene_reset(self, frame: Frame) -> None:
+        if self.estop or self.fault:  # D9: nothing moves a latched device
+            latch = "e-stop" if self.estop else "fault"
+            self._write("scene_reset_refused", seq=frame.seq, latch=latch)
+            self._ack(frame, AckResult.REFUSED, f"{latch} latched: send ResetFault first")
+            return
         self._scene_seed = cast(SceneReset, frame.message).seed
         self.plant.reset_scene(self._scene_seed)
         self._write("scene_reset", seq=frame.seq, scene_seed=self._scene_seed)

@@ -12,11 +12,18 @@ blocking the physics. SIGUSR1 unplugs the device for `UNPLUG_S` (the emulator's
 `disconnect()`: the pty and symlink go away, then come back). SIGINT/SIGTERM: torque off on
 every servo (logged per servo), close, exit 0. A hard kill needs nothing: the host hears
 silence.
+
+The emulator stands for a separate board, which the host's load never starves: it asks for
+a real-time priority (SCHED_FIFO `REALTIME_PRIORITY`) where the user may have one (root,
+CAP_SYS_NICE or an rtprio limit), and says in its device log (`scheduling`) what it got.
+Without it, a loaded machine delays its steps by 100 ms and more, and the host rightly calls
+that silence a link loss. `--no-realtime` keeps the normal priority.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import select
 import signal
 import subprocess
@@ -33,6 +40,7 @@ if TYPE_CHECKING:  # imported in run(): `twinbridge --help` builds every subcomm
     from hardware.pty_link import PtyLink
 
 UNPLUG_S = 1.0  # SIGUSR1: how long the device stays unplugged
+REALTIME_PRIORITY = 10  # SCHED_FIFO, low among real-time tasks (kernel threads use 50+)
 ROBOTS = ("fetch", "shadow_hand")  # hardware.robots.ROBOT_HARDWARE (a test checks they match)
 
 
@@ -222,6 +230,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--link", help="stable symlink to the device, like /dev/serial/by-id/")
     parser.add_argument("--log", help="device log, JSON lines (flushed per line)")
     parser.add_argument("--duration-s", type=float, help="stop after this long (default: never)")
+    parser.add_argument(
+        "--no-realtime",
+        action="store_true",
+        help="keep the normal scheduling priority (default: SCHED_FIFO where permitted)",
+    )
+
+
+def request_realtime(enabled: bool = True) -> str:
+    """SCHED_FIFO at `REALTIME_PRIORITY` for this process if `enabled` and permitted;
+    returns what it runs at, in words (children fall back to normal: SCHED_RESET_ON_FORK)."""
+    if not enabled:
+        return "normal (--no-realtime)"
+    policy = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0)
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(REALTIME_PRIORITY))
+    except (OSError, AttributeError) as e:  # no permission, or not Linux
+        return f"normal (no real-time priority: {e})"
+    return f"SCHED_FIFO {REALTIME_PRIORITY}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -231,6 +257,8 @@ def run(args: argparse.Namespace) -> int:
     config = EmulatorConfig.from_yaml(args.config) if args.config else EmulatorConfig()
     config = replace(config, task=args.task or config.task, log_path=args.log or config.log_path)
     emulator = Emulator(args.robot, config, seed=args.seed)
+    scheduling = request_realtime(not args.no_realtime)
+    emulator.log.write(emulator.device_time_us, "scheduling", priority=scheduling)
     with PtyLink(args.link) as link:
         link_text = f" link: {link.link_path}" if link.link_path is not None else ""
         print(f"device: {link.device_path}{link_text}", flush=True)

@@ -13,9 +13,10 @@ e-stop, NaN rejection). Backends implement the `_hooks`; this class owns the inv
 from __future__ import annotations
 
 import enum
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -23,6 +24,10 @@ import numpy as np
 
 from hardware.robots import RobotTables, robot_tables
 from hardware.safety import SafeCommand, SafetyConfig, SafetyLayer, check_finite_in_limits
+
+LINK_LOST = "link lost"  # every backend's link error starts with this
+LINK_LOSSES_WARN_PER_MIN = 2  # more link losses than this in the last minute: WARN
+LINK_RATE_WINDOW_S = 60.0
 
 
 class Lifecycle(enum.Enum):
@@ -75,6 +80,91 @@ class Measurement:
     received_ns: int = -1  # host clock when it arrived (-1: same as stamp_ns)
 
 
+@dataclass(frozen=True)
+class LinkEvent:
+    """A link loss (`lost`) or recovery: one log line for the interface's owner."""
+
+    lost: bool
+    text: str
+
+
+class LinkHealth:
+    """Follows a backend's link error: each loss and each recovery becomes one `LinkEvent`
+    (with its cause and, for a recovery, how long it lasted), and losses over the last
+    minute are a rate. A link that drops and comes back within a second is never an ERROR
+    for long; without the rate nobody would notice it flapping.
+
+    Thread-safe: the control cycle follows the error, the executor reads the rate.
+    """
+
+    def __init__(
+        self,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+        warn_per_min: int = LINK_LOSSES_WARN_PER_MIN,
+    ):
+        self.clock_ns = clock_ns
+        self.warn_per_min = warn_per_min
+        self._lock = threading.Lock()
+        self._events: deque[LinkEvent] = deque(maxlen=256)  # bounded: an owner may not drain
+        self._losses_ns: deque[int] = deque()
+        self._down_since_ns: int | None = None
+        self._cause = ""
+
+    def follow(self, error: str) -> None:
+        """The backend's error now; a change into, within or out of a link loss is an event."""
+        down = self.covers(error)
+        with self._lock:
+            now = self.clock_ns()
+            if down and error != self._cause:
+                self._on_down(error, now)
+            elif not down and self._down_since_ns is not None:
+                self._on_up(now - self._down_since_ns)
+
+    def _on_down(self, error: str, now: int) -> None:
+        text = error
+        if self._down_since_ns is None:  # a new loss (else: still lost, for a new reason)
+            self._down_since_ns = now
+            self._losses_ns.append(now)
+            text += "; sending no commands until it recovers"
+            rate = self._rate(now)
+            if rate > self.warn_per_min:
+                text += f" ({rate} losses in the last minute, more than {self.warn_per_min})"
+        self._cause = error
+        self._events.append(LinkEvent(True, text))
+
+    def _on_up(self, down_ns: int) -> None:
+        cause = self._cause.removeprefix(f"{LINK_LOST}: ")
+        text = f"link recovered after {down_ns * 1e-9:.2f} s (it was lost: {cause})"
+        self._events.append(LinkEvent(False, text))
+        self._down_since_ns, self._cause = None, ""
+
+    @staticmethod
+    def covers(status: str) -> bool:
+        """Whether `status` is a link loss (its events say it; an owner logs nothing more)."""
+        return status.startswith(LINK_LOST)
+
+    def take_events(self) -> list[LinkEvent]:
+        """The events since the last call, oldest first."""
+        with self._lock:
+            events = list(self._events)
+            self._events.clear()
+            return events
+
+    def losses_last_minute(self) -> int:
+        with self._lock:
+            return self._rate(self.clock_ns())
+
+    @property
+    def flapping(self) -> bool:
+        """More than `warn_per_min` losses in the last minute (diagnostics WARN)."""
+        return self.losses_last_minute() > self.warn_per_min
+
+    def _rate(self, now: int) -> int:
+        while self._losses_ns and now - self._losses_ns[0] > LINK_RATE_WINDOW_S * 1e9:
+            self._losses_ns.popleft()
+        return len(self._losses_ns)
+
+
 class RobotInterface(ABC):
     """A robot behind one backend, with lifecycle gating and the safety layer."""
 
@@ -101,6 +191,7 @@ class RobotInterface(ABC):
         self.last_measurement: Measurement | None = None
         self.last_sent: SafeCommand | None = None
         self.error: str = ""  # why the interface is not healthy now ("" when it is)
+        self.link = LinkHealth(clock_ns)  # losses and recoveries of `error`'s link part
         self._last_target: np.ndarray | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -155,6 +246,7 @@ class RobotInterface(ABC):
         if self.lifecycle in (Lifecycle.UNCONFIGURED, Lifecycle.FINALIZED):
             raise LifecycleError(f"{self.robot}: read() needs connect() first")
         measurement = self._read()
+        self.link.follow(self.error)
         if measurement is not None:
             self.last_measurement = measurement
         return measurement
@@ -182,7 +274,7 @@ class RobotInterface(ABC):
             )
         measured = self.last_measurement
         if measured is None or self.error:
-            self.counters["cycles_without_link"] += 1
+            self.counters["cycles_without_link" if self.error else "cycles_unmeasured"] += 1
             return SafeCommand(None, "none", self.error or "no_measurement")
         if self._stale(measured):
             command = self.safety.next_command_unmeasured("stale_measurement")
@@ -234,16 +326,39 @@ class RobotInterface(ABC):
             self._enable(True)  # holds the measured position until a fresh target
 
     def scene_reset(self, seed: int) -> bool:
-        """Reset a test rig's scene to a seeded episode; False where unsupported."""
+        """Reset a test rig's scene to a seeded episode; False where unsupported.
+
+        Refused (`DeviceRefused`, nothing sent) while the e-stop or a fault is latched:
+        nothing moves a latched robot, not even a scene reset."""
+        if self.safety.latched:
+            raise DeviceRefused(f"{self.robot}: scene reset refused: {self.safety.state}")
+        return self._scene_reset(seed)
+
+    def _scene_reset(self, seed: int) -> bool:
+        """Backends whose device can reset its scene override this."""
         return False
 
     def _restart_from_measured(self) -> None:
         """The robot moved under us (scene reset, reconnect): forget the target and the last
-        measurement, so the next command starts from a fresh measured state."""
+        measurement, so the next command starts from a fresh measured state. Not a
+        disconnect: counting one here made every episode's scene reset a "disconnect"."""
+        self._last_target = None
+        self.last_measurement = None
+        self.safety.on_reconnect()
+
+    def _link_down(self) -> None:
+        """The link is lost (`error` says why): hold nothing from before it, count it once in
+        the safety layer, and report it now (a loss inside a service call may be followed
+        by its recovery before the next `read()`)."""
         self._last_target = None
         self.last_measurement = None
         self.safety.on_disconnect()
-        self.safety.on_reconnect()
+        self.link.follow(self.error)
+
+    def _link_up(self) -> None:
+        """The link is back (`error` cleared): start from the measured state, report it."""
+        self._restart_from_measured()
+        self.link.follow(self.error)
 
     def diagnostics(self) -> dict[str, object]:
         values: dict[str, object] = {
@@ -252,6 +367,8 @@ class RobotInterface(ABC):
             "error": self.error,
         }
         values.update({f"safety_{k}": v for k, v in self.safety.diagnostics().items()})
+        values["link_losses_last_min"] = self.link.losses_last_minute()
+        values["link_losses_warn_per_min"] = self.link.warn_per_min
         values.update(self.counters)
         return values
 

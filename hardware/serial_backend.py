@@ -5,17 +5,23 @@ Run: `twinbridge emulate --robot fetch` in one shell, then
 
 `connect()` opens the port and verifies the device's DeviceInfo against this robot's tables
 (model, joint order, command channels, limits, calibration hash) before anything is enabled
-(R11). Every cycle `read()` drains the port without blocking; a State older than
-`link_timeout_s` (or an I/O error) marks the link lost: the interface holds, says why in
-`error`, drops the upstream target, and reopens the port every `reconnect_interval_s`.
-After a reconnect the device is verified again and, if the interface was ACTIVE, enabled
-holding its measured position: nothing from before the loss is replayed.
+(R11). Every cycle `read()` drains the port without blocking; no State for `link_timeout_s`
+before that drain (or an I/O error, or a transmit buffer the device stopped emptying) marks
+the link lost: the interface holds, says why in `error`, drops the upstream target, and
+reopens the port every `reconnect_interval_s`. After a reconnect the device is verified
+again and, if the interface was ACTIVE, enabled holding its measured position: nothing from
+before the loss is replayed. Each loss and recovery is one `LinkEvent` (interface.py).
+
+Only the device's silence is a link loss, never the host's own: the State age is taken when
+the port was drained (a cycle preempted after its drain still saw the States that came), and
+writes never wait (pyserial's write timeout also expires when the writer is preempted).
 """  # noqa: E501
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -24,6 +30,7 @@ import numpy as np
 import serial
 
 from hardware.interface import (
+    LINK_LOST,
     ConnectionFailed,
     DeviceRefused,
     HardwareError,
@@ -66,8 +73,8 @@ class SerialConfig:
     baudrate: int = 1_000_000
     handshake_timeout_s: float = 0.5
     ack_timeout_s: float = 0.2
-    # 8 state periods without a State: lost (reported within 100 ms with a 10 ms cycle),
-    # with room for one scheduling hiccup of a loaded host.
+    # 8 state periods without a State before a drain of the port: lost (PROTOCOL.md H3;
+    # reported within 100 ms with a 10 ms cycle). The host's own delays do not count.
     link_timeout_s: float = 0.08
     reconnect_interval_s: float = 0.1
     torque_off_retries: int = 5
@@ -83,9 +90,7 @@ class SerialConfig:
 def open_port(config: SerialConfig) -> serial.Serial:
     """The open port, or ConnectionFailed naming the port, the cause and the fix."""
     try:
-        return serial.Serial(
-            config.port, config.baudrate, timeout=0, write_timeout=0.05, exclusive=True
-        )
+        return serial.Serial(config.port, config.baudrate, timeout=0, exclusive=True)
     except serial.SerialException as e:
         raise ConnectionFailed(_open_failure(config.port, e)) from e
 
@@ -201,10 +206,12 @@ class SerialRobot(RobotInterface):
                 self.port.close()
             self.port = None
 
-    def scene_reset(self, seed: int) -> bool:
+    def _scene_reset(self, seed: int) -> bool:
         if self.info is None or not self.info.supports_scene_reset:
             return False
         ack = self._request(SceneReset(seed), timeout_s=2.0)
+        if ack is not None and ack.result == AckResult.REFUSED:
+            raise DeviceRefused(f"{self.robot}: the device refused the scene reset: {ack.message}")
         self._restart_from_measured()
         return ack is not None and ack.result == AckResult.OK
 
@@ -214,13 +221,18 @@ class SerialRobot(RobotInterface):
             self._try_reconnect()
             return None
         self._fresh = None
+        drained_ns = self.clock_ns()  # a State that came by now is read below
         self._poll()
         if self.error:
             return None
         self._heartbeat_if_quiet()
-        if self.clock_ns() - self._last_state_ns > self.config.link_timeout_s * 1e9:
-            age_ms = (self.clock_ns() - self._last_state_ns) / 1e6
-            self._lose_link(f"no State from {self.config.port} for {age_ms:.0f} ms")
+        age_ns = drained_ns - self._last_state_ns
+        if age_ns > self.config.link_timeout_s * 1e9:
+            timeout_ms = self.config.link_timeout_s * 1e3
+            self._lose_link(
+                f"no State from {self.config.port} for {age_ns / 1e6:.0f} ms "
+                f"(timeout {timeout_ms:.0f} ms)"
+            )
             return None
         return self._fresh
 
@@ -235,15 +247,27 @@ class SerialRobot(RobotInterface):
             self._transmit(Heartbeat(self._heartbeats & 0xFFFFFFFF))
 
     def _transmit(self, message: Message) -> int:
+        """Send one frame without waiting: a frame the OS transmit buffer cannot take whole
+        means the device stopped reading (kilobytes of frames are queued), a link loss."""
         seq = self._seq
         self._seq = (self._seq + 1) & 0xFFFF
         self._last_tx_s = time.monotonic()
         if self.port is None:
             return seq
+        frame = encode_frame(message, seq)
         try:
-            self.port.write(encode_frame(message, seq))
+            # The port's fd is non-blocking; pyserial's own non-blocking write would spin.
+            written = os.write(self.port.fileno(), frame)
+        except BlockingIOError:
+            written = 0
         except (OSError, serial.SerialException) as e:
             self._lose_link(f"write to {self.config.port} failed: {e}")
+            return seq
+        if written != len(frame):
+            self._lose_link(
+                f"{self.config.port} took {written} of {len(frame)} bytes: its transmit "
+                "buffer is full (the device stopped reading)"
+            )
         return seq
 
     def _poll(self) -> None:
@@ -325,7 +349,7 @@ class SerialRobot(RobotInterface):
         """Send a request and wait for its Ack (States keep being handled meanwhile)."""
         seq = self._transmit(message)
         deadline = time.monotonic() + (timeout_s or self.config.ack_timeout_s)
-        while time.monotonic() < deadline and not self.error:
+        while time.monotonic() < deadline and self.port is not None:
             self._poll()
             if seq in self._acks:
                 return self._acks.pop(seq)
@@ -346,13 +370,13 @@ class SerialRobot(RobotInterface):
         return None
 
     def _lose_link(self, why: str) -> None:
-        if self.error:
-            return
-        self.error = f"link lost: {why}"
-        self.counters["link_lost"] += 1
-        self._link_lost_ns = self.clock_ns()
-        self._restart_from_measured()
-        self._pending_state = None
+        """Declare the link lost (once: a failure while reconnecting only closes the port)."""
+        if not self.error:
+            self.error = f"{LINK_LOST}: {why}"
+            self.counters["link_lost"] += 1
+            self._link_lost_ns = self.clock_ns()
+            self._pending_state = None
+            self._link_down()
         self._close()
 
     def _try_reconnect(self) -> None:
@@ -360,23 +384,30 @@ class SerialRobot(RobotInterface):
         if now - self._last_attempt_ns < self.config.reconnect_interval_s * 1e9:
             return
         self._last_attempt_ns = now
+        self.counters["reconnect_attempts"] += 1
         try:
             self.port = open_port(self.config)
             self.info = self._handshake(self.config.handshake_timeout_s / 5)
+            self._resume()
+        except DeviceRefused:
+            raise  # the device's own latch: not a link problem (the owner e-stops)
         except HardwareError as e:
             self._close()
             if isinstance(e, WrongDevice):
-                self.error = f"link lost, and the device that came back is wrong: {e}"
+                self.error = f"{LINK_LOST}, and the device that came back is wrong: {e}"
             return
-        self._on_reconnected()
+        self.error = ""
+        self.counters["reconnects"] += 1
+        self._link_up()
 
-    def _on_reconnected(self) -> None:
+    def _resume(self) -> None:
+        """Verified again: enable (or latch) it as before the loss; a request without an
+        Ack raises HardwareError, and the link stays lost until the next attempt (a missed
+        Ack while reconnecting must not stop the robot for good)."""
         if self.info is None:
             raise HardwareError(f"{self.config.port}: reconnected without a DeviceInfo")
         self.plausibility = StatePlausibility(self.info)
         self._last_state_ns = self.clock_ns()
-        self.error = ""
-        self.counters["reconnects"] += 1
         if self.lifecycle is Lifecycle.ACTIVE:
             # A device that lost power forgot its latch; ours did not.
             self._enable_unless_estopped()

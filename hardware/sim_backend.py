@@ -82,7 +82,7 @@ class SimRobot(RobotInterface):
             self.loop.twin.close()
             self.loop = None
 
-    def scene_reset(self, seed: int) -> bool:
+    def _scene_reset(self, seed: int) -> bool:
         loop = self._twin_loop()
         loop.env.reset(seed=seed)
         self._restart_from_measured()

@@ -17,6 +17,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from hardware.commands import CommandRules, TrajectoryPoint, validate_trajectory
 from hardware.interface import Measurement
+from ros_ws.contract import GOAL_LAYOUTS, ContractError
 from sim.mirror import ObjectPose
 from sim.twin_loop import JointStateSample
 
@@ -98,15 +99,16 @@ def pose_from_msg(msg: PoseStamped) -> ObjectPose:
 
 
 def goal_msg(goal: np.ndarray, stamp_ns: int) -> PoseStamped:
-    """A goal of 3 (position) or 7 (position + wxyz quaternion) values as a PoseStamped."""
+    """A goal of a size the contract carries (ros_ws/contract.py: 3 position values, or 7
+    with a wxyz quaternion) as a PoseStamped; bringups refuse other tasks before starting."""
     goal = np.asarray(goal, dtype=np.float64)
-    if goal.shape == (3,):
-        goal = np.concatenate((goal, [1.0, 0.0, 0.0, 0.0]))
-    if goal.shape != (7,):
-        raise ValueError(
+    if goal.ndim != 1 or goal.size not in GOAL_LAYOUTS:
+        raise ContractError(
             f"a goal of {goal.size} values does not fit the contract's PoseStamped goal "
-            "(3 position or 7 pose values)"
+            f"({' or '.join(map(str, GOAL_LAYOUTS))} values)"
         )
+    if goal.size == 3:
+        goal = np.concatenate((goal, [1.0, 0.0, 0.0, 0.0]))
     return pose_msg(ObjectPose(goal[:3], goal[3:], stamp_ns))
 
 

@@ -7,7 +7,8 @@ Starts twin_node, policy_node and task_node (ros_ws/bringup_plan.py: the same no
 parameter file as ros_ws/launch/sim.launch.py) with discovery limited to this host and a
 domain id of its own, watches `diagnostics` for episode results and the loop's latency,
 and prints a summary. A node that dies is named with the end of its log, the others are
-stopped, and the exit code is 1; Ctrl-C stops everything within 2 s (exit code 130).
+stopped, and the exit code is 1, as when the reports account for another number of episodes
+than asked; Ctrl-C stops everything within 2 s (exit code 130).
 """
 
 from __future__ import annotations
@@ -20,11 +21,19 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ros_ws.bringup_plan import EMULATOR_NODES, SIM_CONFIG, SIM_NODES, NodeLaunch, plan
+from ros_ws.bringup_plan import (
+    EMULATOR_NODES,
+    RECORDER_NODE,
+    SIM_CONFIG,
+    SIM_NODES,
+    NodeLaunch,
+    plan,
+)
+from ros_ws.contract import check_goal_fits
 from ros_ws.discovery import MAX_DOMAIN_ID, default_domain_id, sim_environment
 from ros_ws.node_configs import resolve_data_path
 from ros_ws.node_runtime_env import SUPERVISOR_PID_VARIABLE
@@ -40,6 +49,7 @@ RECORDER_STOP_BUDGET_S = 5.0
 # when the operator quits.
 DONE_WHEN_EXITED = ("task_node", "teleop_node")
 LOG_TAIL_LINES = 15
+SILENT_NODE_S = 10.0  # a running node that has not reported for this long is stuck
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,6 +103,7 @@ class Summary:
     deadline_misses: int = 0
     successes: list[bool] = field(default_factory=list)
     video: str | None = None
+    ended_by: str = ""  # the node whose exit 0 ended the run (DONE_WHEN_EXITED)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         raise TwinbridgeError(f"--episodes must be >= 1, got {args.episodes}")
     if args.video is not None and args.video.suffix != ".mp4":
         raise TwinbridgeError(f"--video must name an .mp4 file, got {args.video}")
+    check_goal_fits(args.task)
     domain = args.domain_id if args.domain_id is not None else _env_domain()
     _check_hardware_flags(args)
     args.log_dir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +148,9 @@ def supervise(args: argparse.Namespace, launches: list[NodeLaunch], env: dict[st
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop_requested.set())
 
-    # The observer subscribes before any node exists, so no episode report is missed.
+    # The observer subscribes before any node exists, and the task node starts its first
+    # episode only once it has discovered it (report_readers), so no report is missed.
+    launches = _with_report_readers(launches)
     with BringupObserver(launches[0].namespace) as observer:
         console = getattr(args, "console_nodes", ())
         processes = {
@@ -150,12 +164,41 @@ def supervise(args: argparse.Namespace, launches: list[NodeLaunch], env: dict[st
             print("twinbridge sim: interrupted; every node stopped", file=sys.stderr)
             return 130
         _stop(processes)
+    failure = failure or _episode_count_problem(args, summary)
     if failure:
         print(failure, file=sys.stderr)
         return 1
     summary.video = str(args.video) if getattr(args, "video", None) else None
     _print_summary(summary, args.json)
     return 0
+
+
+def _with_report_readers(launches: list[NodeLaunch]) -> list[NodeLaunch]:
+    """The task node waits for this bringup's observer, and a recorder if one runs, to
+    read `diagnostics` before its first episode: DDS delivers a report only to readers
+    discovered when it is sent, and one fast episode can end before discovery does."""
+    readers = 1 + sum(launch.name == RECORDER_NODE for launch in launches)
+    return [
+        replace(launch, overrides={**launch.overrides, "report_readers": readers})
+        if launch.name == "task_node"
+        else launch
+        for launch in launches
+    ]
+
+
+def _episode_count_problem(args: argparse.Namespace, summary: Summary) -> str:
+    """Why the run's result cannot be trusted: the task node finished, yet its reports
+    account for another number of episodes than asked (a lost report must never pass for a
+    result). An operator who quits early (teleop_node exits first) ends with fewer by choice."""
+    asked = getattr(args, "episodes", 0)
+    if not asked or summary.ended_by != "task_node" or summary.episodes == asked:
+        return ""
+    log = args.log_dir / "task_node.log"
+    return (
+        f"twinbridge {getattr(args, 'command', 'sim')}: asked for {asked} episodes, but the "
+        f"task node's reports on diagnostics account for {summary.episodes}: a report was "
+        f"lost, so no result is printed; the task node's own account is in {log}"
+    )
 
 
 def _env_domain() -> int:
@@ -293,11 +336,13 @@ def _observe(
                 print(_episode_line(result, observer.loop), flush=True)
             printed = int(result["episode"]) + 1
             latest = result
-        failure = _failure(processes, args.log_dir)
+        failure = _failure(processes, args.log_dir) or _silence(observer, processes)
         if failure:
             return summary, failure
-        if any(processes[n].poll() == 0 for n in DONE_WHEN_EXITED if n in processes):
+        ended = [n for n in DONE_WHEN_EXITED if n in processes and processes[n].poll() == 0]
+        if ended:
             # done: the task node's last reports may still be in flight
+            summary.ended_by = ended[0]
             observer.wait_for_done(timeout_s=2.0)
             observer.wait_for_loop_figures(timeout_s=1.0)
             pending = observer.poll(0.0)  # episode reports that arrived while waiting
@@ -315,6 +360,20 @@ def _observe(
     }
     summary.deadline_misses = int(loop.get("deadline_misses", 0))
     return summary, ""
+
+
+def _silence(observer: Any, processes: dict[str, subprocess.Popen]) -> str:
+    """A message naming a running node that stopped reporting (a stuck executor: every node
+    reports at diagnostics_rate_hz), or ""."""
+    running = [name for name, process in processes.items() if process.poll() is None]
+    silent = observer.silent(running, SILENT_NODE_S)
+    if not silent:
+        return ""
+    name, age = silent[0]
+    return (
+        f"twinbridge sim: {name} has published no diagnostics for {age} s (every node "
+        f"reports at 2 Hz; it is stuck); the nodes were stopped. Its log: {name}.log"
+    )
 
 
 def _failure(processes: dict[str, subprocess.Popen], log_dir: Path) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ros_ws.contract import check_goal_fits
 from ros_ws.node_configs import (
     NODE_CONFIGS,
     ParameterFileError,
@@ -89,6 +90,7 @@ def plan(
     if unknown:
         raise ParameterFileError(params_file, str(unknown), f"not nodes of this bringup {nodes}")
     task = _task_of(params_file, overrides, nodes)
+    check_goal_fits(task)  # the launch files too: a goal the contract cannot carry
     robot: str = task_class(get_task_spec(task).task_class).robot  # type: ignore[attr-defined]
     namespace = ROBOT_NAMESPACES[robot]
     launches = [NodeLaunch(n, namespace, params_file, dict(overrides.get(n, {}))) for n in nodes]

@@ -28,10 +28,10 @@ from hardware.commands import CommandRejected, CommandRules
 from hardware.driver_core import DriverCore, DriverSettings, build_driver
 from hardware.interface import HardwareError, Measurement
 from hardware.periodic import PeriodicLoop
-from ros_ws import adapters, bridge_backend  # noqa: F401  (registers the "bridge" backend)
+from ros_ws import adapters, bridge_backend, health  # noqa: F401  (registers "bridge")
 from ros_ws.node_configs import DriverNodeConfig
 from ros_ws.node_runtime import EXIT_BAD_CONFIG, ContractNode, run_node
-from ros_ws.qos import control_qos, estop_qos
+from ros_ws.qos import control_qos, estop_qos, latched_qos
 from sim.latency import LatencyTracker
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
@@ -58,6 +58,7 @@ class DriverNode(ContractNode, LifecycleNode):
         # The command the safety layer let through, with each published state.
         self.applied_pub = self.create_publisher(JointTrajectory, "joint_command_applied", qos)
         self.contract_subscription(JointTrajectory, "joint_command", self._on_command, qos)
+        self.create_subscription(PoseStamped, "goal", self._on_goal, latched_qos())
         self.create_service(SetBool, "estop", self._on_estop)
         self.create_service(Trigger, "enable", self._on_enable)
         self.create_service(Trigger, "reset", self._on_reset)
@@ -119,14 +120,25 @@ class DriverNode(ContractNode, LifecycleNode):
             self._publish(result.publish, result.sent.positions)
 
     def _log_safety_changes(self, core: DriverCore) -> None:
-        """Every latch (e-stop, fault) and link loss is logged once, with its reason."""
-        status = core.status
-        if status != self._last_status:
-            self._last_status = status
-            if status:
-                self.get_logger().error(status)
+        """Every latch (e-stop, fault) is logged once, with its reason; every link loss and
+        recovery once, with its cause, from the interface's link events (a loss and its
+        recovery may both fall between two cycles)."""
+        log, link = self.get_logger(), core.interface.link
+        for event in link.take_events():  # one call site per severity (rclpy's rule)
+            if event.lost:
+                log.error(event.text)
             else:
-                self.get_logger().info("healthy: latches and errors cleared")
+                log.info(event.text)
+        status, previous = core.status, self._last_status
+        if status == previous:
+            return
+        self._last_status = status
+        if link.covers(status) or (not status and link.covers(previous)):
+            return  # said by a link event above
+        if status:
+            log.error(status)
+        else:
+            log.info("healthy: latches and errors cleared")
 
     def _publish(self, measured: Measurement, sent: np.ndarray | None) -> None:
         # Measurements are stamped on the monotonic clock; the contract carries ROS time.
@@ -174,13 +186,20 @@ class DriverNode(ContractNode, LifecycleNode):
             self.reject(e)
             return
         stamp = adapters.stamp_ns(msg.header.stamp)
-        self.latency.answered(stamp, arrived_s)
         try:
             core.on_command(targets, stamp, now_ns)
+        except CommandRejected as e:
+            self.reject(e)
+            return
         except ValueError as e:
             self.reject(CommandRejected("invalid", str(e)))
             return
+        self.latency.answered(stamp, arrived_s)
         self.counters["commands_accepted"] += 1
+
+    def _on_goal(self, msg: PoseStamped) -> None:
+        if self.core is not None:
+            self.core.on_goal(adapters.stamp_ns(msg.header.stamp))
 
     def _on_estop(self, request: SetBool.Request, response: SetBool.Response):
         response.success, response.message = self._service(lambda c: c.estop_request(request.data))
@@ -229,7 +248,12 @@ class DriverNode(ContractNode, LifecycleNode):
         }
 
     def diagnostics_level(self) -> int:
-        return 1 if self.core is None else 2 if self.core.status else 0
+        """ros_ws/health.py: ERROR unconfigured or not under control (a latch, the link
+        down); WARN while the link drops more often than `LINK_LOSSES_WARN_PER_MIN`
+        (hardware/interface.py): outages of a second each are over before anyone looks."""
+        if self.core is None or self.core.status:
+            return health.ERROR
+        return health.WARN if self.core.interface.link.flapping else health.OK
 
     def _bridge_options(self) -> dict:
         cfg: DriverNodeConfig = self.config
@@ -240,8 +264,9 @@ class DriverNode(ContractNode, LifecycleNode):
         if self._rules_cache is None:
             limits, age = core.interface.limits, self.config.command_max_age_s
             self._rules_cache = CommandRules(
-                limits.names, limits.position_min, limits.position_max, age
-            )
+                limits.names, limits.position_min, limits.position_max, age,
+                allow_partial=self.config.allow_partial_joints_goal,
+            )  # fmt: skip
         return self._rules_cache
 
     def _core(self) -> DriverCore:

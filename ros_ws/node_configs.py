@@ -45,7 +45,11 @@ class TwinNodeConfig:
     real_time: bool = True  # pace sim time to the wall clock; False: as fast as commands come
     lockstep_timeout_s: float = 1.0  # fast mode: longest wait for a command before holding
     wait_for_goal: bool = True  # after a reset, step only once the episode's goal arrived
+    goal_timeout_s: float = 2.0  # longest goal wait (a reset from outside sends no goal)
     command_max_age_s: float = 0.5  # sim-time age beyond which a command is stale
+    # ros2_control's joint_trajectory_controller parameter: a command naming only some of
+    # the command joints is rejected unless this is set (then the others keep their target)
+    allow_partial_joints_goal: bool = False
     cameras: str = ""  # comma-separated camera names to publish (rendering is costly)
     camera_rate_hz: float = 30.0
     camera_width_px: int = 200
@@ -56,6 +60,7 @@ class TwinNodeConfig:
     def __post_init__(self) -> None:
         _known_task(self.task)
         _positive(self, "lockstep_timeout_s", "command_max_age_s", "camera_rate_hz")
+        _positive(self, "goal_timeout_s")
         _positive(self, "camera_width_px", "camera_height_px", "diagnostics_rate_hz")
         if self.video_path and not self.video_path.endswith(".mp4"):
             raise ValueError(f"video_path must end in .mp4, got {self.video_path!r}")
@@ -85,11 +90,14 @@ class TaskNodeConfig:
     task: str = "fetch-push"
     episodes: int = 10  # 0: run until stopped
     reset_timeout_s: float = 10.0  # longest wait for the robot's reset service
+    # Readers of `diagnostics` to wait for (up to reset_timeout_s) before the first episode:
+    # a report reaches only readers discovered when it is sent. Set by bringups (observer).
+    report_readers: int = 0
     diagnostics_rate_hz: float = 2.0
 
     def __post_init__(self) -> None:
         _known_task(self.task)
-        _non_negative(self, "episodes")
+        _non_negative(self, "episodes", "report_readers")
         _positive(self, "reset_timeout_s", "diagnostics_rate_hz")
 
 
@@ -138,6 +146,8 @@ class DriverNodeConfig:
     publish_rate_hz: float = 25.0  # joint_states rate (the policy's control rate)
     command_max_age_s: float = 0.5  # stamps older than this are rejected at the boundary
     command_timeout_s: float = 0.1  # host watchdog: a target older than this is not followed
+    goal_timeout_s: float = 2.0  # after a scene reset, longest hold for the episode's goal
+    allow_partial_joints_goal: bool = False  # as ros2_control: partial commands rejected
     safe_state: str = ""  # "": the robot's table (hold for the arm, torque_off for the hand)
     limits_path: str = ""  # YAML narrowing the limits per command name (hardware/config)
     estop_latch_path: str = ""  # "": ~/.local/state/twinbridge/<robot>-estop.json
@@ -155,6 +165,7 @@ class DriverNodeConfig:
             raise ValueError(f"safe_state {self.safe_state!r} is not one of {SAFE_STATES}")
         _positive(self, "cycle_rate_hz", "publish_rate_hz", "command_max_age_s")
         _positive(self, "command_timeout_s", "diagnostics_rate_hz", "baudrate")
+        _positive(self, "goal_timeout_s")
         if self.publish_rate_hz > self.cycle_rate_hz:
             raise ValueError("publish_rate_hz must be <= cycle_rate_hz")
 

@@ -6,6 +6,7 @@ figures, as any other ROS tool would see them: it reads the contract, not node i
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import rclpy
@@ -36,6 +37,7 @@ class BringupObserver:
         self._loop_updates = 0
         self.loop: dict[str, str] = {}
         self.done: dict[str, str] | None = None  # the task node's final report
+        self.last_heard: dict[str, float] = {}  # node -> monotonic time of its last status
 
     def __enter__(self) -> BringupObserver:
         return self
@@ -47,6 +49,8 @@ class BringupObserver:
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for name, _, values in adapters.diagnostics_values(msg):
+            if "/" not in name:  # a node's own status (not an episode report)
+                self.last_heard[name] = time.monotonic()
             if name == "task_node/episode":
                 self._results.append(values)
             elif name == "task_node/done":
@@ -54,6 +58,13 @@ class BringupObserver:
             elif name in ("twin_node", "driver_node"):  # whichever is the robot
                 self.loop = values
                 self._loop_updates += 1
+
+    def silent(self, nodes: list[str], limit_s: float) -> list[tuple[str, float]]:
+        """Nodes among `nodes` heard from before but not for `limit_s` (REP-107: STALE):
+        a node whose executor is stuck publishes nothing, and says nothing about it."""
+        now = time.monotonic()
+        heard = [(n, now - self.last_heard[n]) for n in nodes if n in self.last_heard]
+        return [(n, round(age, 1)) for n, age in heard if age > limit_s]
 
     def poll(self, timeout_s: float) -> list[dict[str, str]]:
         """Spin for up to `timeout_s`; the episode results that arrived meanwhile."""

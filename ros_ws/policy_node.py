@@ -18,7 +18,7 @@ import numpy as np
 from trajectory_msgs.msg import JointTrajectory
 
 from policies.controller import PolicyController
-from ros_ws import adapters
+from ros_ws import adapters, health
 from ros_ws.controller_inputs import subscribe_controller_inputs
 from ros_ws.node_configs import PolicyNodeConfig, resolve_data_path
 from ros_ws.node_runtime import ContractNode, run_node
@@ -71,7 +71,7 @@ class PolicyNode(ContractNode):
         }
 
     def diagnostics_level(self) -> int:
-        return 1 if self._hold_reason else 0
+        return health.WARN if self._hold_reason else health.OK
 
 
 def main(args: list[str] | None = None) -> None:

@@ -18,13 +18,17 @@ Why these choices (README "Topic contract" has the table):
 
 from __future__ import annotations
 
+import copy
+
 from rclpy.duration import Duration
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
     LivelinessPolicy,
+    QoSCompatibility,
     QoSProfile,
     ReliabilityPolicy,
+    qos_check_compatible,
 )
 
 # Deadline and liveliness lease, in control periods, for control and e-stop streams (R22).
@@ -84,6 +88,31 @@ def diagnostics_qos() -> QoSProfile:
         reliability=ReliabilityPolicy.RELIABLE,
         durability=DurabilityPolicy.VOLATILE,
     )
+
+
+# The policies a reader and a writer must agree on, by their QoSProfile field names; upper
+# case, each is rclpy's QoSPolicyKind name.
+MATCHED_POLICIES = (
+    "reliability",
+    "durability",
+    "deadline",
+    "liveliness",
+    "liveliness_lease_duration",
+)
+
+
+def incompatible_policies(publisher: QoSProfile, subscription: QoSProfile) -> list[str]:
+    """The policies (QoSPolicyKind names) on which `subscription` cannot match `publisher`.
+
+    Each is tested alone with rmw's own rules: a reader with the writer's profile matches
+    it, so a reader that takes one policy from `subscription` fails only on that one."""
+    names = []
+    for field in MATCHED_POLICIES:
+        probe = copy.copy(publisher)
+        setattr(probe, field, getattr(subscription, field))
+        if qos_check_compatible(publisher, probe)[0] == QoSCompatibility.ERROR:
+            names.append(field.upper())
+    return names
 
 
 def _periods(rate_hz: float, periods: float) -> Duration:

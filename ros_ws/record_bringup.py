@@ -20,6 +20,7 @@ from pathlib import Path
 
 from hardware.recording.errors import RecordingError
 from ros_ws.bringup_plan import ROBOT_NAMESPACES
+from ros_ws.contract import check_goal_fits
 
 STOP_TIMEOUT_S = 10.0  # after the forwarded signal; the node finishes well within 5 s
 
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out.suffix != ".mcap":
         raise RecordingError(f"--out must name an .mcap file, got {args.out}")
+    if args.task:
+        check_goal_fits(args.task)
     if args.out.exists() and not args.resume:
         raise RecordingError(f"{args.out} exists: pass --resume to continue it, or another --out")
     env_domain = os.environ.get("ROS_DOMAIN_ID", "")

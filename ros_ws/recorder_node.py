@@ -26,7 +26,7 @@ from hardware.recording.relay import EpisodeRelay
 from hardware.recording.resume import resume_bag
 from hardware.recording.topics import RecordedTopic, recorded_topics
 from hardware.recording.writer import BagWriter
-from ros_ws import adapters
+from ros_ws import adapters, health
 from ros_ws.node_runtime import ContractNode, run_node
 from ros_ws.recorder_config import RecorderNodeConfig
 from sim.errors import ConfigError
@@ -140,7 +140,8 @@ class RecorderNode(ContractNode):
         return {**values, **self.relay.counters}
 
     def diagnostics_level(self) -> int:
-        return 1 if self._missing_reported and self.missing_topics() else 0
+        missing = self._missing_reported and self.missing_topics()
+        return health.WARN if missing else health.OK
 
     def close(self) -> None:
         writer = getattr(self, "writer", None)

@@ -19,10 +19,12 @@ from typing import Any
 
 from ros_ws.bringup import supervise
 from ros_ws.bringup_plan import ROBOT_CONFIG, ROBOT_NODES, plan
+from ros_ws.contract import check_goal_fits
 from ros_ws.discovery import default_domain_id, lint_environment, sim_environment
 from sim.errors import TwinbridgeError
 
-DEFAULT_TASKS = {"fetch": "fetch-push", "shadow_hand": "hand-reach"}
+# The hand's default is a pose goal: hand-reach's 15-value goal does not fit the contract.
+DEFAULT_TASKS = {"fetch": "fetch-push", "shadow_hand": "hand-block"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 0:
         raise TwinbridgeError(f"--episodes must be >= 0, got {args.episodes}")
     args.task = args.task or DEFAULT_TASKS[args.robot]
+    check_goal_fits(args.task)
     launches = plan(ROBOT_NODES, args.config, _overrides(args))
     args.log_dir.mkdir(parents=True, exist_ok=True)
     return supervise(args, launches, _environment(args))

@@ -27,6 +27,7 @@ from ros_ws.bringup import (
     supervise,
 )
 from ros_ws.bringup_plan import SIM_CONFIG, plan, teleop_nodes
+from ros_ws.contract import check_goal_fits
 from ros_ws.discovery import sim_environment
 from ros_ws.node_configs import TELEOP_DEVICES
 from sim.errors import TwinbridgeError
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
 def _check_args(args: argparse.Namespace) -> None:
     if args.episodes < 1:
         raise TwinbridgeError(f"--episodes must be >= 1, got {args.episodes}")
+    check_goal_fits(args.task)
     if args.fast and args.device != "scripted":
         raise TwinbridgeError("--fast runs sim time faster than a human: use --device scripted")
     if args.device == "scripted" and args.task not in ScriptedFetchPolicy.TASKS:

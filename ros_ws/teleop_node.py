@@ -23,7 +23,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from hardware.teleop import TeleopConfig, make_operator
 from policies.controller import PolicyController
-from ros_ws import adapters
+from ros_ws import adapters, health
 from ros_ws.controller_inputs import subscribe_controller_inputs
 from ros_ws.node_configs import TeleopNodeConfig
 from ros_ws.node_runtime import ContractNode, run_node
@@ -92,7 +92,7 @@ class TeleopNode(ContractNode):
         return {"holding": self._hold_reason, **dict(sorted(self.controller.counters.items()))}
 
     def diagnostics_level(self) -> int:
-        return 1 if self._hold_reason else 0
+        return health.WARN if self._hold_reason else health.OK
 
     def close(self) -> None:
         self.operator.close()  # restores the terminal before anything else prints

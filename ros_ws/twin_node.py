@@ -6,7 +6,9 @@ Sim time is published on `/clock`. Each control period the twin applies the newe
 `joint_command`, steps, and publishes `joint_states` + `object_pose`. With `real_time` the
 period is paced by a wall timer; without, the twin steps as soon as the command answering
 the current state arrives (lockstep, as fast as the loop runs), holding after
-`lockstep_timeout_s`. After a reset it waits for the episode's goal before stepping.
+`lockstep_timeout_s`. After a reset it waits for the episode's goal before stepping (at
+most `goal_timeout_s`: a reset from outside sends no goal). Resets follow the contract's
+rules (hardware/episodes.py): refused while the e-stop is latched or an episode runs.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from hardware.commands import CommandRejected, CommandRules
-from ros_ws import adapters
+from hardware.commands import CommandRejected, CommandRules, check_episode
+from hardware.episodes import ResetRefused
+from ros_ws import adapters, health
 from ros_ws.camera_publisher import CameraPublisher
 from ros_ws.node_configs import TwinNodeConfig
 from ros_ws.node_runtime import ContractNode, run_node
@@ -39,7 +42,10 @@ class TwinNode(ContractNode):
         self.loop = TwinLoop(cfg.task, cfg.seed)
         period = self.loop.control_period_s
         low, high = self.loop.io.command_limits(self.loop.twin)
-        self.rules = CommandRules(self.loop.io.command_names, low, high, cfg.command_max_age_s)
+        self.rules = CommandRules(
+            self.loop.io.command_names, low, high, cfg.command_max_age_s,
+            allow_partial=cfg.allow_partial_joints_goal,
+        )  # fmt: skip
         self.latency = LatencyTracker(deadline_s=period)
         qos = control_qos(1.0 / period)
         self.state_pub = self.contract_publisher(JointState, "joint_states", qos)
@@ -55,7 +61,7 @@ class TwinNode(ContractNode):
         self.create_service(SetBool, "estop", self._on_estop)
         self.create_service(Trigger, "enable", self._on_enable)
         self._command: tuple[int, dict[str, float]] | None = None
-        self._awaiting_goal = False
+        self._reset_wall_s = 0.0
         self._last_publish_wall = time.monotonic()
         self._video = _video(self.loop, cfg) if cfg.video_path else None
         self._cameras = CameraPublisher(self, self.loop, cfg)
@@ -68,7 +74,9 @@ class TwinNode(ContractNode):
 
     # -- the control period --------------------------------------------------------
     def _on_timer(self) -> None:
-        if self.config.real_time:
+        if self.loop.gate.holding:
+            self._goal_overdue()
+        elif self.config.real_time:
             self._advance()
         elif time.monotonic() - self._last_publish_wall > self.config.lockstep_timeout_s:
             self.counters["lockstep_timeouts"] += 1
@@ -76,7 +84,7 @@ class TwinNode(ContractNode):
 
     def _advance(self) -> None:
         """Apply the newest command, step one control period, publish the new state."""
-        if self._awaiting_goal:
+        if self.loop.gate.holding:
             return
         if self._command is not None and not self.loop.estopped:
             self.loop.apply(self._command[1])
@@ -111,6 +119,7 @@ class TwinNode(ContractNode):
         now = time.monotonic()
         try:
             targets = adapters.trajectory_targets(msg, self.loop.stamp_s, self.rules)
+            check_episode(adapters.stamp_ns(msg.header.stamp), self.loop.episode_start_ns)
             if self.loop.estopped:
                 raise CommandRejected("estop", "e-stop latched")
         except CommandRejected as e:
@@ -124,26 +133,46 @@ class TwinNode(ContractNode):
             self._advance()
 
     def _on_goal(self, msg: PoseStamped) -> None:
-        if not self._awaiting_goal:
+        if not self.loop.gate.awaiting_goal:
             return
         goal = adapters.goal_from_msg(msg, self.loop.task.goal_dim)
         if np.allclose(goal, self.loop.env.goal, atol=1e-9):
-            self._awaiting_goal = False
-            self.timer.reset()  # a full control period for the first command
-            self._publish_state()
+            self._start_episode()
         else:
             self.counters["goals_of_another_episode"] += 1
 
+    def _goal_overdue(self) -> None:
+        """No goal came (a reset from outside the task node): step again, so the robot
+        never stops publishing; the episode starts only with its goal."""
+        if time.monotonic() - self._reset_wall_s > self.config.goal_timeout_s:
+            self.counters["goal_timeouts"] += 1
+            self.loop.gate.goal_overdue()
+            self._resume()
+
+    def _start_episode(self) -> None:
+        self.loop.goal_received()
+        self._resume()
+
+    def _resume(self) -> None:
+        self.timer.reset()  # a full control period for the first command
+        self._publish_state()
+
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
-        seed = self.loop.reset()
-        self._command = None
-        self.latency.forget_pending()
-        self._awaiting_goal = self.config.wait_for_goal
-        if not self._awaiting_goal:
-            self._publish_state()
+        try:
+            plan = self.loop.reset()
+        except ResetRefused as e:
+            self.counters[f"reset_refused_{e.reason}"] += 1
+            response.success, response.message = False, str(e)
+            return response
+        if plan.move:
+            self._command = None
+            self.latency.forget_pending()
+            self._reset_wall_s = time.monotonic()
+            if not self.config.wait_for_goal:
+                self._start_episode()
         # The stamp of the episode's first state: older states still in flight are not it.
         response.success = True
-        response.message = f"seed={seed} stamp_ns={self.loop.stamp_ns}"
+        response.message = f"seed={plan.seed} stamp_ns={self.loop.episode_start_ns}"
         return response
 
     def _on_estop(self, request: SetBool.Request, response: SetBool.Response):
@@ -171,6 +200,7 @@ class TwinNode(ContractNode):
         summary = self.latency.summary()
         return {
             "episodes": self.loop.episodes,
+            "holding_for_goal": self.loop.gate.holding,
             "estop": self.loop.estop_reason or "",
             "latency_samples": summary.samples,
             "latency_p50_ms": summary.p50_ms,
@@ -180,6 +210,14 @@ class TwinNode(ContractNode):
             "clipped_controls": self.loop.twin.clipped_controls,
             "video_frames_dropped": self._video.dropped if self._video else 0,
         }
+
+    def diagnostics_level(self) -> int:
+        """ERROR while the e-stop is latched here; WARN while an episode waits long for
+        its goal (the twin publishes no state then); ros_ws/health.py defines them."""
+        if self.loop.estopped:
+            return health.ERROR
+        waited = time.monotonic() - self._reset_wall_s
+        return health.WARN if self.loop.gate.holding and waited > 0.5 else health.OK
 
     def close(self) -> None:
         if self._video is not None:

@@ -11,6 +11,7 @@ Run: `python -c "from sim.episodes import EpisodeJudge; j = EpisodeJudge('fetch-
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +27,8 @@ class EpisodeResult:
     success: bool
     final_distance: float
     steps: int
+    answered_states: int = -1  # states of the judged episode a command answered (-1: unknown)
+    first_stamp_ns: int = 0  # the judged episode's first state (0: unknown)
 
 
 @dataclass
@@ -63,6 +66,12 @@ class EpisodeJudge:
         self._not_before_s = first_stamp_s
         return goal
 
+    def abort(self) -> int | None:
+        """End the running episode without judging it (the robot could not finish it);
+        returns its seed."""
+        seed, self._seed = self._seed, None
+        return seed
+
     def observe(
         self,
         stamp_s: float,
@@ -90,3 +99,94 @@ class EpisodeJudge:
         self.results.append(result)
         self._seed = None
         return result
+
+
+class EpisodeTracker:
+    """A task node's episodes from measured topics (the core of task_node): pairs each
+    joint state with the object pose of the same stamp, judges an episode from its first
+    state a commander answered (a policy that joins late costs nothing), and counts the
+    answered states of each judged episode."""
+
+    def __init__(self, judge: EpisodeJudge, command_names: tuple[str, ...], patience_s: float):
+        self.judge = judge
+        self.command_names = set(command_names)
+        self.patience_s = patience_s  # unanswered this long: judged from its first state
+        self.unanswered_episodes = 0
+        self._states: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}
+        self._poses: dict[int, ObjectPose] = {}
+        self._answered: set[int] = set()
+        self._reset_stamp_ns = 0
+        self._reset_s = 0.0
+        self._from_ns: int | None = None
+        self._first_fed_ns = 0
+
+    @property
+    def running(self) -> bool:
+        return self.judge.running
+
+    def start(self, seed: int, reset_stamp_ns: int, now_s: float) -> np.ndarray:
+        """Begin the episode the robot reset to `seed`; states stamped before
+        `reset_stamp_ns` are older than it. Returns its goal."""
+        self._states.clear()
+        self._poses.clear()
+        self._answered.clear()
+        self._reset_stamp_ns, self._reset_s, self._from_ns = reset_stamp_ns, now_s, None
+        self._first_fed_ns = 0
+        return self.judge.start(seed, first_stamp_s=reset_stamp_ns * 1e-9)
+
+    def abort(self) -> int | None:
+        """The robot could not finish the episode (e-stop): not judged; its seed."""
+        return self.judge.abort()
+
+    def on_state(
+        self, stamp_ns: int, positions: np.ndarray, velocities: np.ndarray, now_s: float
+    ) -> EpisodeResult | None:
+        self._states[stamp_ns] = (stamp_ns * 1e-9, positions, velocities)
+        return self._judge(now_s)
+
+    def on_pose(self, pose: ObjectPose, now_s: float) -> EpisodeResult | None:
+        self._poses[pose.stamp_ns] = pose
+        return self._judge(now_s)
+
+    def on_command(self, stamp_ns: int, names: list[str], now_s: float) -> EpisodeResult | None:
+        """A full command answering a state of this episode (partial ones are no answer)."""
+        if set(names) != self.command_names or stamp_ns < self._reset_stamp_ns:
+            return None
+        self._answered.add(stamp_ns)
+        if self._from_ns is None and self.running:
+            self._from_ns = stamp_ns
+            return self._judge(now_s)
+        return None
+
+    def _judge(self, now_s: float) -> EpisodeResult | None:
+        """Feed every state whose joint state and object pose (if any) both arrived, in
+        stamp order, from the judged start on; what is older than the newest judged state
+        can no longer pair."""
+        start = self._judging_from(now_s)
+        if start is None:
+            return None
+        has_object = self.judge.mirror.has_object
+        paired = sorted(
+            k for k in self._states if k >= start and (not has_object or k in self._poses)
+        )
+        result = None
+        for key in paired:
+            stamp, pos, vel = self._states.pop(key)
+            done = self.judge.observe(stamp, pos, vel, self._poses.pop(key, None))
+            self._first_fed_ns = self._first_fed_ns or key
+            if done is not None:
+                answered = sum(1 for s in self._answered if start <= s <= key)
+                first = self._first_fed_ns
+                result = dataclasses.replace(done, answered_states=answered, first_stamp_ns=first)
+                break
+        if paired:
+            newest = paired[-1]
+            self._states = {k: v for k, v in self._states.items() if k > newest}
+            self._poses = {k: v for k, v in self._poses.items() if k > newest}
+        return result
+
+    def _judging_from(self, now_s: float) -> int | None:
+        if self._from_ns is None and self.running and now_s - self._reset_s > self.patience_s:
+            self.unanswered_episodes += 1
+            self._from_ns = self._reset_stamp_ns
+        return self._from_ns

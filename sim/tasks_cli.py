@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from sim.tasks import TASKS, task_class
+from sim.tasks import TASKS, TaskSpec, task_class
 from sim.tasks.base import Task
 
 
@@ -17,12 +17,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print one line per task."""
-    print(f"{'task':28} {'gymnasium id':34} {'robot/scene':22} steps")
+    print(f"{'task':28} {'gymnasium id':48} {'robot/scene':22} steps")
     for spec in TASKS.values():
-        cls: type[Task] = task_class(spec.task_class)
+        task = _task(spec)
         variant = f" variant={spec.kwargs['variant']}" if "variant" in spec.kwargs else ""
         print(
-            f"{spec.name:28} {spec.gym_id + variant:34} {cls.robot + '/' + cls.scene:22} "
+            f"{spec.name:28} {spec.gym_id + variant:48} {task.robot + '/' + task.scene:22} "
             f"{spec.max_episode_steps}"
         )
     return 0
+
+
+def _task(spec: TaskSpec) -> Task:
+    """The task as registered (cheap: no model is loaded). Read from an instance, not the
+    class: a task may take its scene from its config (the Fetch tasks do)."""
+    task: Task = task_class(spec.task_class)(**spec.kwargs)
+    return task

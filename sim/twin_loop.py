@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hardware.commands import CommandRejected
+from hardware.episodes import EpisodeGate, ResetPlan
 from sim.errors import PhysicsError, StateError
 from sim.mirror import ObjectPose
 from sim.robot_io import RobotIO
@@ -50,8 +51,9 @@ class TwinLoop:
         self.io = RobotIO.of(self.task.robot, self.twin)
         self.control_period_s = self.env.dt
         self.seed = seed
-        self.episodes = 0
+        self.gate = EpisodeGate(seed, self.task.max_episode_steps)
         self.estop_reason: str | None = None
+        self.episode_start_ns = 0  # the stamp of the current episode's first state
         # Stamps count control periods in integer nanoseconds: exact, so a command's stamp
         # matches the state it answers after any number of float round trips.
         self._period_ns = round(self.control_period_s * 1e9)
@@ -61,8 +63,12 @@ class TwinLoop:
         self._object_joint = free[0] if free else -1
         self._object_qadr = int(model.jnt_qposadr[free[0]]) if free else None
         self._dof_efforts = self.io.qvel_indices
-        self.reset()
-        self.episodes = 0
+        self.env.reset(seed=seed)  # a defined first state; no episode has started yet
+
+    @property
+    def episodes(self) -> int:
+        """Episodes started by a reset."""
+        return self.gate.started
 
     @property
     def estopped(self) -> bool:
@@ -78,18 +84,21 @@ class TwinLoop:
     def stamp_s(self) -> float:
         return self.stamp_ns * 1e-9
 
-    def reset(self) -> int:
-        """Start the next seeded episode (seed + episode index); returns the seed used.
+    def reset(self) -> ResetPlan:
+        """Serve the contract's `reset` (hardware.episodes rules): start the next seeded
+        episode (seed + k), or answer the one awaiting its goal again; `ResetRefused` while
+        the e-stop is latched (nothing moves) or an episode runs."""
+        plan = self.gate.plan(self.estop_reason)
+        if plan.move:
+            self._ticks += 1
+            self.env.reset(seed=plan.seed)
+            self.episode_start_ns = self.stamp_ns
+        self.gate.commit(plan)
+        return plan
 
-        The e-stop stays latched: a reset moves the sim, never releases a stop.
-        """
-        self._ticks += 1
-        episode_seed = self.seed + self.episodes
-        self.env.reset(seed=episode_seed)
-        self.episodes += 1
-        if self.estopped:
-            self._hold()
-        return episode_seed
+    def goal_received(self) -> None:
+        """The episode's goal is known (twin_node checks it is this episode's): it runs."""
+        self.gate.goal_arrived()
 
     def apply(self, targets: dict[str, float]) -> None:
         """Set position targets by command name (already validated by the caller)."""
@@ -107,6 +116,7 @@ class TwinLoop:
 
     def step(self) -> None:
         """Advance one control period; a diverging simulation latches the e-stop."""
+        self.gate.period_passed()
         self._ticks += 1
         try:
             self.twin.step(nstep=self.task.frame_skip)

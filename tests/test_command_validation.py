@@ -6,6 +6,7 @@ go through the same adapter the twin node uses (no DDS needed for that).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -54,6 +55,7 @@ MALFORMED = {
     "stale": (NAMES, [([0, 0, 0], [], 0.04)], NOW - 1.0),
     "future_stamp": (NAMES, [([0, 0, 0], [], 0.04)], NOW + 1.0),
     "out_of_limits": (NAMES, [([0, 2.0, 0], [], 0.04)], NOW),
+    "partial_joints": (("a", "c"), [([0, 0], [], 0.04)], NOW),
 }
 
 
@@ -62,6 +64,15 @@ def test_each_malformed_command_is_rejected_with_its_reason(reason: str) -> None
     with pytest.raises(CommandRejected) as caught:
         trajectory_targets(_message(*MALFORMED[reason]), NOW, RULES)
     assert caught.value.reason == reason
+
+
+def test_partial_commands_are_accepted_only_where_allowed() -> None:
+    """ros2_control's allow_partial_joints_goal: off by default, then a subset is applied."""
+    partial = _message(("a", "c"), [([0.1, 0.3], [], 0.04)], NOW)
+    with pytest.raises(CommandRejected, match="lacks \\['b'\\]"):
+        trajectory_targets(partial, NOW, RULES)
+    allowing = dataclasses.replace(RULES, allow_partial=True)
+    assert trajectory_targets(partial, NOW, allowing) == pytest.approx({"a": 0.1, "c": 0.3})
 
 
 finite = st.floats(-2.0, 2.0, allow_nan=False)
@@ -95,7 +106,7 @@ def test_generated_commands_are_applied_only_when_every_rule_holds(case) -> None
     except CommandRejected as e:
         assert e.reason in set(MALFORMED) and str(e)
         return
-    assert set(targets) <= set(NAMES) and len(targets) == len(names) > 0
+    assert set(targets) == set(NAMES) and len(targets) == len(names)
     assert all(math.isfinite(v) and -1.0 <= v <= 1.0 for v in targets.values())
     assert stamp != 0.0 and NOW - 0.5 <= stamp <= NOW + 0.1
     times = [p[2] for p in points]

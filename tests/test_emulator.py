@@ -200,6 +200,20 @@ def test_scene_reset_moves_to_the_seeded_episode_and_holds() -> None:
     assert host.last_state().status == Status.ENABLED
 
 
+def test_a_latched_device_refuses_a_scene_reset_and_nothing_moves() -> None:
+    """PROTOCOL.md D9: a scene reset moves the robot and the object; not while latched."""
+    host = enabled_host()
+    assert host.request(EStop()).result == AckResult.OK
+    host.run(5)
+    before = host.last_state().positions
+    refused = host.request(SceneReset(5))
+    assert refused.result == AckResult.REFUSED and "e-stop latched" in refused.message
+    host.run(10)
+    np.testing.assert_allclose(host.last_state().positions, before, atol=1e-4)
+    assert not host.device.log.events("scene_reset")
+    assert host.device.log.events("scene_reset_refused")
+
+
 def test_a_valid_command_reaches_the_servos_after_the_latency_at_their_speed_limit() -> None:
     config = EmulatorConfig(deviations=Deviations.from_mapping({"command_latency_ms": 4.0}))
     host = enabled_host(config=config)

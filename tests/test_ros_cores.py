@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from hardware.commands import CommandRejected
+from hardware.episodes import ResetRefused
 from policies.controller import PolicyController, PolicyMismatchError
-from sim.episodes import EpisodeJudge
+from sim.episodes import EpisodeJudge, EpisodeTracker
 from sim.latency import LatencyTracker
 from sim.mirror import TaskMirror
 from sim.tasks import TASKS
@@ -50,13 +51,47 @@ def _random_targets(loop: TwinLoop, rng: np.random.Generator) -> np.ndarray:
 def test_twin_loop_stamps_only_increase_and_reset_uses_seed_plus_episode() -> None:
     loop = TwinLoop("fetch-push", seed=10)
     stamps = [loop.stamp_ns]
-    assert loop.reset() == 10
+    assert loop.reset().seed == 10
     stamps.append(loop.stamp_ns)
-    loop.step()
-    stamps.append(loop.stamp_ns)
-    assert loop.reset() == 11
+    loop.goal_received()
+    for _ in range(loop.task.max_episode_steps):
+        loop.step()
+        stamps.append(loop.stamp_ns)
+    assert loop.reset().seed == 11
     stamps.append(loop.stamp_ns)
     assert stamps[0] > 0 and np.all(np.diff(stamps) > 0)
+
+
+def test_twin_loop_serves_resets_by_the_contract_rules() -> None:
+    """Refused while an episode runs; the episode awaiting its goal is answered again
+    without moving; the seeds of started episodes stay seed + k."""
+    loop = TwinLoop("fetch-push", seed=10)
+    first = loop.reset()
+    again = loop.reset()  # e.g. from outside, before the goal arrived: the same episode
+    assert (again.seed, again.repeat, again.move, first.move) == (10, True, False, True)
+    loop.gate.goal_overdue()  # no goal within the timeout: the twin steps again
+    loop.apply({"shoulder_pan_joint": 0.6})
+    loop.step()  # the episode has still not started
+    moved = loop.reset()
+    assert (moved.seed, moved.repeat, moved.move) == (10, True, True)
+    np.testing.assert_array_equal(loop.twin.get_state()[1:], _fresh_state(10)[1:])
+    loop.goal_received()
+    loop.step()
+    with pytest.raises(ResetRefused, match=r"episode 0 .* is running"):
+        loop.reset()
+    for _ in range(loop.task.max_episode_steps - 2):
+        loop.step()
+    with pytest.raises(ResetRefused, match="1 control periods left"):
+        loop.reset()
+    loop.step()  # the episode's last state: the task node judges it, then resets
+    assert loop.reset().seed == 11
+
+
+def _fresh_state(seed: int) -> np.ndarray:
+    """The twin's state right after the env's reset with `seed` (time aside)."""
+    other = TwinLoop("fetch-push", seed=seed)
+    other.reset()
+    return other.twin.get_state()
 
 
 def test_estop_holds_the_arm_still_refuses_commands_and_survives_reset() -> None:
@@ -71,7 +106,10 @@ def test_estop_holds_the_arm_still_refuses_commands_and_survives_reset() -> None
     assert np.abs(loop.joint_state().positions - held).max() < 0.01
     with pytest.raises(CommandRejected, match="estop"):
         loop.apply({"shoulder_pan_joint": 0.0})
-    loop.reset()
+    before = loop.twin.get_state()
+    with pytest.raises(ResetRefused, match="nothing moves a latched robot"):
+        loop.reset()
+    np.testing.assert_array_equal(loop.twin.get_state(), before)
     assert loop.estopped, "a reset must never release the e-stop"
     loop.release_estop()
     loop.apply({"shoulder_pan_joint": 0.0})
@@ -84,7 +122,8 @@ def test_episode_judge_agrees_with_the_env_on_success() -> None:
     judge = EpisodeJudge("fetch-push")
     controller = PolicyController.load(PUSH_POLICY, "fetch")
     for _ in range(4):
-        goal = judge.start(loop.reset())
+        goal = judge.start(loop.reset().seed)
+        loop.goal_received()
         np.testing.assert_array_equal(goal, loop.env.goal)
         controller.on_goal(goal, 0.0)
         controller.on_estop(False, 0.0)
@@ -186,3 +225,45 @@ def test_the_command_carries_its_state_stamp_to_the_nanosecond() -> None:
     pose = loop.object_pose()
     controller.on_object_pose(type(pose)(pose.position_m, pose.quaternion_wxyz, stamp_ns), 0.0)
     assert controller.decide(0.0).stamp_ns == stamp_ns
+
+
+def test_episode_tracker_judges_from_the_first_answered_state() -> None:
+    """A commander that joins late costs nothing: states before the first full answer are
+    not judged; partial commands and commands from before the goal are no answer."""
+    loop = TwinLoop("fetch-reach", seed=4)
+    judge = EpisodeJudge("fetch-reach")
+    names = loop.io.command_names
+    tracker = EpisodeTracker(judge, names, patience_s=10.0)
+    loop.reset()
+    loop.goal_received()
+    tracker.start(4, loop.episode_start_ns, now_s=0.0)
+    stamps, result = [], None
+    for step in range(80):
+        state = loop.joint_state()
+        stamps.append(state.stamp_ns)
+        result = tracker.on_state(state.stamp_ns, *_pv(state), now_s=0.0)
+        if step == 9:
+            assert tracker.on_command(state.stamp_ns, list(names[:-1]), 0.0) is None
+        if result is not None:
+            break
+        if step >= 10:
+            assert tracker.on_command(state.stamp_ns, list(names), 0.0) is None
+        loop.step()
+    assert result is not None and result.seed == 4
+    assert result.steps == loop.task.max_episode_steps
+    assert stamps[-1] == stamps[10] + loop.task.max_episode_steps * round(loop.env.dt * 1e9)
+    assert result.answered_states == loop.task.max_episode_steps  # the last is judged unanswered
+
+
+def test_episode_tracker_judges_an_unanswered_episode_after_its_patience() -> None:
+    loop = TwinLoop("fetch-reach", seed=0)
+    tracker = EpisodeTracker(EpisodeJudge("fetch-reach"), loop.io.command_names, 1.0)
+    loop.reset()
+    tracker.start(0, loop.episode_start_ns, now_s=0.0)
+    result = None
+    for _ in range(loop.task.max_episode_steps + 1):
+        state = loop.joint_state()
+        result = tracker.on_state(state.stamp_ns, *_pv(state), now_s=2.0) or result
+        loop.step()
+    assert result is not None and result.answered_states == 0
+    assert tracker.unanswered_episodes == 1

@@ -131,10 +131,15 @@ def test_contract_topics_have_their_types_and_rates(graph) -> None:
 
 
 def test_reset_answers_with_the_episode_seed(graph) -> None:
+    """The next episode gets seed + 1, but only once the running one has run its 50
+    control steps (2 s): a reset in between is refused with its reason."""
     client, _ = graph
     first = client.call(Trigger, "/fetch/reset", Trigger.Request())
+    early = client.call(Trigger, "/fetch/reset", Trigger.Request())
+    assert first.success and not early.success and "is running" in early.message
+    client.spin_for(2.2)
     second = client.call(Trigger, "/fetch/reset", Trigger.Request())
-    assert first.success and second.success
+    assert second.success, second.message
     fields = [dict(item.split("=") for item in r.message.split()) for r in (first, second)]
     seeds = [int(f["seed"]) for f in fields]
     assert seeds[1] == seeds[0] + 1
@@ -175,10 +180,12 @@ def test_malformed_commands_are_dropped_and_counted(graph) -> None:
     states = client.collect(JointState, "/fetch/joint_states")
     client.wait_for(lambda: len(states) > 0, 5, "a state")
     stamp = states[-1][1].header.stamp
+    names = [*FETCH_JOINTS[:7], "gripper"]  # the contract's command names
     bad = {
-        "non_finite": (["shoulder_pan_joint"], [math.nan], stamp),
+        "non_finite": (names, [math.nan] * 8, stamp),
         "unknown_joint": (["elbow"], [0.0], stamp),
-        "zero_stamp": (["shoulder_pan_joint"], [0.0], Time()),
+        "zero_stamp": (names, [0.0] * 8, Time()),
+        "partial_joints": (names[:7], [0.0] * 7, stamp),
     }
     for names, positions, when in bad.values():
         msg = JointTrajectory(joint_names=names)

@@ -5,9 +5,10 @@ Run: `python -c "from hardware.recording.alignment import load_episodes as l; pr
 The contract stamps make alignment exact rather than nearest-in-time: a command, the env
 action it came from (`teleop/action`) and the command the robot actually applied
 (`joint_command_applied`) all carry the stamp of the state they answer, and an object
-pose carries the stamp of its joint state. An episode's states are those from the first
-state stamped at or after its start marker's `first_stamp_ns`, one per control period, up
-to the task's last step: the states task_node judged. A step the operator did not answer
+pose carries the stamp of its joint state. An episode's states are those from the state
+task_node judged it from (`first_judged_stamp_ns` of its end report: the first state a
+command answered; else the start marker's `first_stamp_ns`), one per control period, up to
+the task's last step: the states task_node judged. A step the operator did not answer
 (a hold) has no action: it is marked in `action_recorded`, never filled in silently.
 """  # noqa: E501
 
@@ -129,7 +130,9 @@ def _episode(
     marker = dict(span.start_fields)
     task = str(marker.get("task", ""))
     dt = _control_period_s(task, source)
-    first = int(marker.get("first_stamp_ns", 0))
+    # The state task_node judged the episode from (its first answered state); older
+    # recordings have only the reset's stamp.
+    first = int(span.end_fields.get("first_judged_stamp_ns") or marker.get("first_stamp_ns", 0))
     states = streams.get(STATE, {})
     stamps = sorted(s for s in states if s >= first and (next_first is None or s < next_first))
     if not stamps:
