@@ -325,9 +325,14 @@ def _observe(
     summary = Summary(task=args.task)
     printed = 0
     latest: dict[str, str] = {}  # the newest episode report: all outcomes so far
+    waiting = ""
     while True:
         if stop_requested.is_set():
             raise KeyboardInterrupt
+        if getattr(observer, "waiting", "") != waiting:  # e.g. a latch only a person clears
+            waiting = observer.waiting
+            if waiting:
+                print(f"twinbridge sim: the task node waits: {waiting}", file=sys.stderr)
         for result in observer.poll(0.1):
             if not args.json:
                 for missed in range(printed, int(result["episode"])):  # joined late

@@ -37,6 +37,7 @@ class BringupObserver:
         self._loop_updates = 0
         self.loop: dict[str, str] = {}
         self.done: dict[str, str] | None = None  # the task node's final report
+        self.waiting = ""  # why the task node starts no episode now (a latch, a refusal)
         self.last_heard: dict[str, float] = {}  # node -> monotonic time of its last status
 
     def __enter__(self) -> BringupObserver:
@@ -55,6 +56,8 @@ class BringupObserver:
                 self._results.append(values)
             elif name == "task_node/done":
                 self.done = values
+            elif name == "task_node":
+                self.waiting = values.get("waiting", "")
             elif name in ("twin_node", "driver_node"):  # whichever is the robot
                 self.loop = values
                 self._loop_updates += 1

@@ -154,8 +154,8 @@ class TaskNode(ContractNode):
         self.publish_diagnostics(name="task_node/episode_start", values=start)
 
     def _wait(self, why: str) -> None:
-        """No episode can start now: say why in every diagnostics, and in the log once the
-        wait lasts WAIT_LOG_S (a reset refused just before the robot's episode ends is
+        """No episode can start now: once the wait lasts WAIT_LOG_S, say why in the log
+        and in diagnostics (WARN) (a reset refused just before the robot's episode ends is
         normal: it is asked again RETRY_S later)."""
         now = time.monotonic()
         if not self._waiting:
@@ -231,11 +231,11 @@ class TaskNode(ContractNode):
             "episodes_interrupted": self.interrupted,
             "episodes_judged_unanswered": self.tracker.unanswered_episodes,
             "success_rate": self.judge.success_rate,
-            "waiting": self._waiting,
+            "waiting": self._waiting if self._wait_logged else "",  # a wait that lasts
         }
 
     def diagnostics_level(self) -> int:
-        return health.WARN if self._waiting else health.OK
+        return health.WARN if self._waiting and self._wait_logged else health.OK
 
 
 def _reset_fields(response) -> dict[str, int] | None:

@@ -69,6 +69,7 @@ class Findings:
     longest_state_gap_s: float = 0.0  # up to the e-stop/enable storm
     storm_state_gap_s: float = 0.0  # during and after it
     storm_started_s: float = 0.0
+    faults_released: int = 0  # safety faults (e.g. tracking error) the operator released
     longest_clock_gap_s: float = 0.0
     start_markers: list[dict[str, str]] = field(default_factory=list)
     episodes: list[dict[str, str]] = field(default_factory=list)
@@ -241,8 +242,13 @@ def _script(client, findings, external_resets, estop_episodes, bringup) -> None:
         findings.storm_answers += [client.call("estop", True)[0], client.call("enable")[0]]
     client.spin_for(0.5)
     findings.estop_state_after_storm = client.estop[-1][1] if client.estop else None
-    while bringup.poll() is None:
-        client.spin_for(0.2)
+    while bringup.poll() is None:  # as an operator: release a fault latch the task waits on
+        client.spin_for(0.5)
+        statuses = client.statuses("task_node")
+        if statuses and "fault:" in statuses[-1][2].get("waiting", ""):
+            findings.faults_released += 1
+            client.call("enable")
+            client.spin_for(1.0)
 
 
 def _latched_phase(client, findings, names, estop_episodes) -> None:
