@@ -211,10 +211,13 @@ def test_keyboard_in_a_terminal_drives_the_twin_and_its_estop_latches(tmp_path: 
     os.close(slave)
     try:
         _read_until(master, b"keyboard operator on", timeout_s=60)  # teleop_node's log line
-        time.sleep(3.0)  # the first episode is under way
-        for _ in range(30):  # a held key: autorepeat at ~30 Hz
-            os.write(master, b"w")
+        task_log = tmp_path / "logs" / "task_node.log"
+        deadline = time.monotonic() + 60
+        while "episode 0:" not in (task_log.read_text() if task_log.exists() else ""):
+            assert time.monotonic() < deadline, "the first episode never ended"
+            os.write(master, b"w")  # a held key (autorepeat at ~30 Hz) through episode 0
             time.sleep(1 / 30)
+            _drain(master)
         time.sleep(0.3)
         os.write(master, b" ")  # e-stop
         time.sleep(1.5)
@@ -244,6 +247,15 @@ def test_keyboard_in_a_terminal_drives_the_twin_and_its_estop_latches(tmp_path: 
         held += len(segment)
         assert len(segment) == 0 or np.ptp(segment, axis=0).max() < 1e-9
     assert held > 5
+
+
+def _drain(fd: int) -> None:
+    """Read what the terminal shows so the node never blocks on a full pty."""
+    import os
+    import select
+
+    while select.select([fd], [], [], 0)[0]:
+        os.read(fd, 4096)
 
 
 def _read_until(fd: int, text: bytes, timeout_s: float) -> bytes:
