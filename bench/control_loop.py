@@ -609,7 +609,7 @@ def summarize_node_loop(result: dict[str, Any], rate_hz: float) -> dict[str, Any
 def make_scene(config: BenchConfig, folder: Path, render: bool) -> tuple[dict, dict, dict]:
     """FetchPush after reset: joint states, object pose, goal; camera frames; observation."""
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from sim.tasks import make_task_env
+    from sim.envs import make_task_env
 
     env = make_task_env("fetch-push")
     observation, _ = env.reset(seed=config.seed)

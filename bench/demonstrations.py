@@ -23,7 +23,7 @@ dataset (e.g. the recorded, exported 100 demonstrations) is all it takes.
 
 `--generate-demos N --out DIR` runs the scripted operator (`sim.scripted.
 ScriptedFetchPolicy`) on the task env in this process and writes its first N successful
-episodes with `policies.demonstrations.write_dataset`, labelled as generated in-process in
+episodes with `hardware.recording.dataset.write_dataset`, labelled as generated in-process in
 the dataset's `source`: a stand-in until demonstrations are recorded by teleoperation and
 exported from bags (`twinbridge bag export FILE.mcap --out DIR`).
 """
@@ -68,10 +68,10 @@ def generate_demos(count: int, out: Path, first_seed: int = DEMO_SEED) -> dict[s
     """The first `count` successful scripted episodes from `first_seed` on, written to `out`."""
     from tqdm import tqdm
 
-    from policies.demonstrations import write_dataset
+    from hardware.recording.dataset import write_dataset
     from policies.observation import task_info
+    from sim.envs import make_task_env
     from sim.scripted import ScriptedFetchPolicy
-    from sim.tasks import make_task_env
 
     env = make_task_env(TASK, disable_env_checker=True)
     policy = ScriptedFetchPolicy(TASK)
@@ -100,10 +100,10 @@ def generate_demos(count: int, out: Path, first_seed: int = DEMO_SEED) -> dict[s
 
 
 def scripted_episode(env: Any, policy: Any, seed: int) -> dict[str, Any]:
-    """One episode of the scripted operator, with the arrays of `policies.demonstrations`."""
+    """One episode of the scripted operator, with the arrays of `hardware.recording.dataset`."""
     import numpy as np
 
-    from sim.models.fetch.builder import (
+    from sim.robots.fetch.builder import (
         ARM_ACTUATORS,
         ARM_JOINTS,
         FINGER_JOINTS,
@@ -156,7 +156,7 @@ def run_config(args: argparse.Namespace, demos: str) -> Any:
 
 def side_dirs(args: argparse.Namespace) -> dict[str, tuple[Path, str]]:
     """Run directory and demonstrations dir of each side (the demo side needs --demos)."""
-    from policies.demonstrations import load_dataset
+    from hardware.recording.dataset import load_dataset
 
     out: dict[str, tuple[Path, str]] = {"baseline": (args.runs / "baseline", "")}
     if args.demos is not None:
@@ -249,7 +249,7 @@ def report(args: argparse.Namespace, dirs: dict[str, tuple[Path, str]]) -> dict[
 
 
 def _dataset_summary(directory: str) -> dict[str, Any]:
-    from policies.demonstrations import load_dataset
+    from hardware.recording.dataset import load_dataset
 
     data = load_dataset(directory)
     return {"source": data.meta["source"], "episodes": len(data.episodes),
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.generate_demos is not None:
         print(json.dumps(generate_demos(args.generate_demos, args.out, args.demo_seed)))
         return 0
-    from policies.demonstrations import DemonstrationError
+    from hardware.recording.dataset import DemonstrationError
 
     try:
         dirs = side_dirs(args)

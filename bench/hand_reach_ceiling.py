@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
-from sim.tasks import make_task_env
+from sim.envs import make_task_env
 
 FINGERS = ("FF", "MF", "RF", "LF")  # fingertip order of the goal; the thumb is index 4
 

@@ -70,8 +70,8 @@ def success_rate(
     task: str, policy: str, ranges: dict[str, list[float]] | None, episodes: int
 ) -> float:
     """Success of `policy` on `episodes` seeded episodes of the twin randomized by `ranges`."""
+    from policies.rollout import RolloutConfig, rollout
     from sim.randomization import RandomizationConfig
-    from sim.rollout import RolloutConfig, rollout
 
     randomization = (
         None if ranges is None

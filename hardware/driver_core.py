@@ -8,7 +8,7 @@ Upstream commands arrive with the stamp of the state they answer: their age is c
 that stamp, so a target computed from an old state is as stale as the state was (the safety
 layer never follows a target older than `command_timeout_s`). `enable` is the explicit reset
 of the e-stop; `reset` starts the next seeded episode where the device can (an emulator),
-by the contract's rules (hardware/episodes.py): refused while a latch holds the robot or an
+by the contract's rules (sim/contract/episode_gate.py): refused while a latch holds the robot or an
 episode runs; after it, commands wait for the episode's goal (at most `goal_timeout_s`) and
 commands answering a state from before it are dropped.
 """  # noqa: E501
@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hardware.backends import BackendRequest, load_limit_overrides, make_interface
-from hardware.commands import CommandRejected, check_episode
-from hardware.episodes import EpisodeGate, ResetRefused
 from hardware.interface import (
     DeviceRefused,
     HardwareError,
@@ -32,6 +30,8 @@ from hardware.interface import (
 )
 from hardware.robots import robot_hardware
 from hardware.safety import SafeCommand, SafetyConfig
+from sim.contract.command_rules import CommandRejected, check_episode
+from sim.contract.episode_gate import EpisodeGate, ResetRefused
 
 DEFAULT_LATCH_DIR = Path.home() / ".local" / "state" / "twinbridge"
 

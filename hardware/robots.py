@@ -21,9 +21,10 @@ import numpy as np
 
 from hardware.protocol import CommandChannel, DeviceInfo
 from hardware.safety import JointLimits
-from sim.models.fetch.builder import ARM_JOINTS, ARM_VELOCITY_LIMITS_RAD_S, GRIPPER
+from sim.envs import make_env
 from sim.robot_io import RobotIO
-from sim.tasks import get_task_spec, make_env
+from sim.robots.fetch.builder import ARM_JOINTS, ARM_VELOCITY_LIMITS_RAD_S, GRIPPER
+from sim.tasks import get_task_spec
 
 FIRMWARE = (1, 0, 0)
 
@@ -50,7 +51,7 @@ class RobotHardware:
 
 ROBOT_HARDWARE: dict[str, RobotHardware] = {
     # Velocities: the Fetch URDF's <limit velocity> per arm joint (kept with the twin's
-    # drives in sim/models/fetch/builder.py); the gripper's 0.05 m/s.
+    # drives in sim/robots/fetch/builder.py); the gripper's 0.05 m/s.
     "fetch": RobotHardware(
         robot="fetch",
         model="twinbridge-fetch-arm",

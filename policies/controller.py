@@ -26,9 +26,9 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import ArrayLike
 
-from hardware.commands import CommandRejected, validate_joint_state
 from policies.errors import PolicyError
 from policies.runtime import PolicyRunner
+from sim.contract.command_rules import CommandRejected, validate_joint_state
 from sim.errors import StateError
 from sim.mirror import ObjectPose, TaskMirror
 

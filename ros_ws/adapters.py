@@ -1,7 +1,7 @@
 """Message <-> plain Python/numpy conversion, in one place for every node.
 
 Inbound conversions only copy fields; whether a message may be applied is decided by the
-ROS-independent checks in `hardware/commands.py` (R12), which these functions call.
+ROS-independent checks in `sim/contract/command_rules.py` (R12), which these functions call.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from hardware.commands import CommandRules, TrajectoryPoint, validate_trajectory
 from hardware.interface import Measurement
 from ros_ws.contract import GOAL_LAYOUTS, ContractError
+from sim.contract.command_rules import CommandRules, TrajectoryPoint, validate_trajectory
 from sim.mirror import ObjectPose
 from sim.twin_loop import JointStateSample
 

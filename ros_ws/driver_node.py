@@ -24,7 +24,6 @@ from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from hardware.commands import CommandRejected, CommandRules
 from hardware.driver_core import DriverCore, DriverSettings, build_driver
 from hardware.interface import HardwareError, Measurement
 from hardware.periodic import PeriodicLoop
@@ -32,6 +31,7 @@ from ros_ws import adapters, bridge_backend, health  # noqa: F401  (registers "b
 from ros_ws.node_configs import DriverNodeConfig
 from ros_ws.node_runtime import EXIT_BAD_CONFIG, ContractNode, run_node
 from ros_ws.qos import control_qos, estop_qos, latched_qos
+from sim.contract.command_rules import CommandRejected, CommandRules
 from sim.latency import LatencyTracker
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE

@@ -36,13 +36,13 @@ from rclpy.node import Node
 from rclpy.qos import QoSPolicyKind, QoSProfile
 from rclpy.signals import SignalHandlerOptions
 
-from hardware.commands import CommandRejected
 from policies.errors import PolicyError
 from ros_ws import adapters
 from ros_ws.node_configs import ParameterFileError
 from ros_ws.node_runtime_env import stop_with_supervisor
 from ros_ws.params import declared_config
 from ros_ws.qos import diagnostics_qos, incompatible_policies
+from sim.contract.command_rules import CommandRejected
 from sim.errors import TwinbridgeError
 
 EXIT_INCOMPATIBLE_QOS = 3

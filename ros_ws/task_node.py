@@ -29,11 +29,11 @@ from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from hardware.commands import CommandRejected, validate_joint_state
 from ros_ws import adapters, health
 from ros_ws.node_configs import TaskNodeConfig
 from ros_ws.node_runtime import ContractNode, run_node
 from ros_ws.qos import control_qos, estop_qos, latched_qos
+from sim.contract.command_rules import CommandRejected, validate_joint_state
 from sim.episodes import EpisodeJudge, EpisodeResult, EpisodeTracker
 
 COMMANDER_SETTLE_S = 2.0  # for the rest of the graph (robot, recorders) to discover it

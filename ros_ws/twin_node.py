@@ -8,7 +8,7 @@ period is paced by a wall timer; without, the twin steps as soon as the command 
 the current state arrives (lockstep, as fast as the loop runs), holding after
 `lockstep_timeout_s`. After a reset it waits for the episode's goal before stepping (at
 most `goal_timeout_s`: a reset from outside sends no goal). Resets follow the contract's
-rules (hardware/episodes.py): refused while the e-stop is latched or an episode runs.
+rules (sim/contract/episode_gate.py): refused while the e-stop is latched or an episode runs.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from hardware.commands import CommandRejected, CommandRules, check_episode
-from hardware.episodes import ResetRefused
 from ros_ws import adapters, health
 from ros_ws.camera_publisher import CameraPublisher
 from ros_ws.node_configs import TwinNodeConfig
 from ros_ws.node_runtime import ContractNode, run_node
 from ros_ws.qos import control_qos, estop_qos, latched_qos
+from sim.contract.command_rules import CommandRejected, CommandRules, check_episode
+from sim.contract.episode_gate import ResetRefused
 from sim.latency import LatencyTracker
 from sim.twin_loop import TwinLoop
 from sim.video import BackgroundVideo

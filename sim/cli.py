@@ -33,10 +33,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "record a running graph's contract topics to a crash-safe MCAP bag",
     ),
     "replay": (
-        "sim.replay",
+        "hardware.replay",
         "re-run a recorded episode in the twin and report the divergence",
     ),
-    "rollout": ("sim.rollout", "evaluate a policy (random, scripted or ONNX) on a task"),
+    "rollout": ("policies.rollout", "evaluate a policy (random, scripted or ONNX) on a task"),
     "sim": (
         "ros_ws.bringup",
         "simulation-only ROS 2 bringup: twin, policy and task nodes as processes",

@@ -16,6 +16,8 @@ with a generator of their own (seeded from the reset seed, so a seed gives the s
 state and goal with or without randomization), or given by the caller as
 `reset(options={"randomization": {path: value}})` (a trainer's ADR plan). The values used
 are in the reset's `info["randomization"]`.
+
+Importing this module registers the Gymnasium ids `twinbridge/<Task>-v0` (`register_all`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 from gymnasium import spaces
 
 from sim.errors import ControlError
+from sim.tasks import TASKS, get_task_spec, task_class
 from sim.tasks.base import Task
 from sim.twin import Twin
 
@@ -225,3 +228,39 @@ def _randomizer(
     if not isinstance(randomization, RandomizationConfig):
         randomization = load_randomization(randomization)
     return EpisodeRandomizer(twin, task, randomization)
+
+
+def make_env(task: str, render_mode: str | None = None, **kwargs: Any):
+    """Gymnasium entry point: build a TwinGoalEnv for the Task class at path `task`."""
+    env_keys = {"width", "height", "camera", "privileged_state", "randomization"}
+    env_kwargs = {k: v for k, v in kwargs.items() if k in env_keys}
+    task_kwargs = {k: v for k, v in kwargs.items() if k not in env_keys}
+    return TwinGoalEnv(task_class(task)(**task_kwargs), render_mode=render_mode, **env_kwargs)
+
+
+def register_all() -> None:
+    """Register every task id with Gymnasium (idempotent)."""
+    seen: set[str] = set()
+    for spec in TASKS.values():
+        if spec.gym_id in seen or spec.gym_id in gym.registry:
+            continue
+        seen.add(spec.gym_id)
+        default_kwargs = {"task": spec.task_class}
+        if spec.gym_id == "twinbridge/HandBlock-v0":
+            default_kwargs["variant"] = "full"
+        gym.register(
+            id=spec.gym_id,
+            entry_point="sim.envs:make_env",
+            kwargs=default_kwargs,
+            max_episode_steps=spec.max_episode_steps,
+        )
+
+
+def make_task_env(name: str, **kwargs: Any) -> gym.Env:
+    """`gymnasium.make` by CLI task name, with the task's variant arguments filled in."""
+    spec = get_task_spec(name)
+    register_all()
+    return gym.make(spec.gym_id, **{**spec.kwargs, **kwargs})
+
+
+register_all()

@@ -22,9 +22,10 @@ import mujoco
 import numpy as np
 from numpy.typing import ArrayLike
 
+from sim.envs import make_env
 from sim.errors import ControlError, StateError
 from sim.robot_io import RobotIO
-from sim.tasks import get_task_spec, make_env
+from sim.tasks import get_task_spec
 
 _FREE = int(mujoco.mjtJoint.mjJNT_FREE)
 

@@ -16,7 +16,7 @@ from functools import cached_property
 import mujoco
 import numpy as np
 
-from sim.models.fetch.builder import ARM_ACTUATORS, ARM_JOINTS, GRIPPER_ACTUATOR
+from sim.robots.fetch.builder import ARM_ACTUATORS, ARM_JOINTS, GRIPPER_ACTUATOR
 from sim.twin import Twin
 
 # command name -> actuator name, per robot; robots not listed use their actuator names.

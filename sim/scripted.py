@@ -157,7 +157,7 @@ class ScriptedFetchPolicy:
 
 def success_rate(task_name: str, episodes: int = 20, seed: int = 0) -> float:
     """Fraction of seeded episodes the scripted policy ends successfully."""
-    from sim.tasks import make_task_env
+    from sim.envs import make_task_env
 
     env = make_task_env(task_name, disable_env_checker=True)
     policy = ScriptedFetchPolicy(task_name)

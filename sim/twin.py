@@ -14,7 +14,7 @@ import mujoco
 import numpy as np
 
 from sim.errors import ControlError, PhysicsError, StateError, UnknownNameError
-from sim.models import load_model
+from sim.robots import load_model
 
 # Everything needed to continue a simulation bit-exactly (time, qpos, qvel, act, warmstart,
 # ctrl, applied forces, mocap, equality activations, user data, plugin state).
@@ -24,7 +24,7 @@ STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
 class Twin:
     """A MuJoCo model + data pair for one robot in one scene.
 
-    Run: `python -c "import sim; t = sim.Twin.load('fetch', 'push'); t.step(nstep=5)"`
+    Run: `python -c "from sim.twin import Twin; Twin.load('fetch', 'push').step(nstep=5)"`
     """
 
     def __init__(self, model: mujoco.MjModel, name: str = "twin"):

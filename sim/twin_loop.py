@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hardware.commands import CommandRejected
-from hardware.episodes import EpisodeGate, ResetPlan
+from sim.contract.command_rules import CommandRejected
+from sim.contract.episode_gate import EpisodeGate, ResetPlan
+from sim.envs import make_env
 from sim.errors import PhysicsError, StateError
 from sim.mirror import ObjectPose
 from sim.robot_io import RobotIO
-from sim.tasks import get_task_spec, make_env
+from sim.tasks import get_task_spec
 
 _FREE = 0  # mujoco.mjtJoint.mjJNT_FREE
 
@@ -85,7 +86,7 @@ class TwinLoop:
         return self.stamp_ns * 1e-9
 
     def reset(self) -> ResetPlan:
-        """Serve the contract's `reset` (hardware.episodes rules): start the next seeded
+        """Serve the contract's `reset` (sim.contract.episode_gate rules): start the next seeded
         episode (seed + k), or answer the one awaiting its goal again; `ResetRefused` while
         the e-stop is latched (nothing moves) or an episode runs."""
         plan = self.gate.plan(self.estop_reason)

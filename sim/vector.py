@@ -51,9 +51,10 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from sim.envs import make_task_env
 from sim.errors import ConfigError, TwinbridgeError
 from sim.process import die_with_parent
-from sim.tasks import DEFAULT_TASK, TASKS, make_task_env
+from sim.tasks import DEFAULT_TASK, TASKS
 
 _ALIGN_BYTES = 64  # each shared array starts on its own cache line
 _RESET_MASK = "reset_mask"

@@ -6,7 +6,7 @@ worker (a few microseconds); the worker renders from its own MjData (MuJoCo rele
 GIL while rendering) and streams frames to the MP4. In real time a full queue drops the
 frame and counts it; with `drop_when_behind=False` (sim time, lockstep) the loop waits.
 
-Run: `python -c "import sim; from sim.video import BackgroundVideo as V; t = sim.Twin.load('fetch', 'push'); v = V(t, 'video', 'out/v.mp4', 25); v.capture(); print(v.close())"`
+Run: `python -c "from sim.twin import Twin; from sim.video import BackgroundVideo as V; t = Twin.load('fetch', 'push'); v = V(t, 'video', 'out/v.mp4', 25); v.capture(); print(v.close())"`
 """  # noqa: E501
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from hardware.commands import CommandRejected, CommandRules, validate_joint_state
 from ros_ws.adapters import to_time, trajectory_msg, trajectory_targets
+from sim.contract.command_rules import CommandRejected, CommandRules, validate_joint_state
 
 NAMES = ("a", "b", "c")
 RULES = CommandRules(NAMES, np.full(3, -1.0), np.full(3, 1.0), max_age_s=0.5, max_future_s=0.1)

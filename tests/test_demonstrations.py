@@ -17,7 +17,7 @@ import pytest
 import torch
 from resume_runs import straight_and_resumed
 
-from policies.demonstrations import META_FILE, DemonstrationError, load_dataset, write_dataset
+from hardware.recording.dataset import META_FILE, DemonstrationError, load_dataset, write_dataset
 from policies.training.config import HerSacConfig
 from policies.training.demonstrations import (
     DemoBuffer,
@@ -29,7 +29,7 @@ from policies.training.errors import CheckpointMismatchError, TrainingConfigErro
 from policies.training.sac import Batch, SacAgent
 from policies.training.td3 import Td3Agent
 from policies.training.trainer import HerSacTrainer, run_training
-from sim.tasks import make_task_env
+from sim.envs import make_task_env
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "demonstrations.py"
 TASK = "fetch-pick-and-place"

@@ -1,5 +1,5 @@
-"""The contract's `reset` rules (hardware/episodes.py), and the driver core serving them over
-a real backend: refused while latched or while an episode runs, answered again while the
+"""The contract's `reset` rules (sim/contract/episode_gate.py), and the driver core serving
+them over a real backend: refused while latched or while an episode runs, answered again while the
 episode awaits its goal, seed + k otherwise."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from hardware.commands import CommandRejected
 from hardware.driver_core import DriverCore
-from hardware.episodes import EpisodeGate, ResetRefused
 from hardware.interface import DeviceRefused
 from hardware.safety import SafetyConfig
 from hardware.sim_backend import SimRobot
+from sim.contract.command_rules import CommandRejected
+from sim.contract.episode_gate import EpisodeGate, ResetRefused
 
 
 def _start(gate: EpisodeGate) -> int:

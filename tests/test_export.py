@@ -19,7 +19,8 @@ from policies.export import ExportConfig, export_policy, update_card_metrics
 from policies.graph import LstmPolicyGraph, MlpPolicyGraph
 from policies.observation import flatten_observation, observation_spec
 from policies.runtime import PolicyRunner
-from sim.tasks import TASKS, make_task_env
+from sim.envs import make_task_env
+from sim.tasks import TASKS
 
 TASK = "fetch-push"
 OBS, ACT = task_dims(TASK)

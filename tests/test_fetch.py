@@ -11,13 +11,14 @@ import mujoco
 import numpy as np
 import pytest
 
-import sim  # registers the Gymnasium ids
+from sim.envs import make_task_env
+from sim.errors import UnknownNameError
 from sim.ik import DlsIK
-from sim.models import load_model
-from sim.models.fetch.builder import ARM_ACTUATORS, ARM_JOINTS, GRIP_SITE, SCENES
+from sim.robots import load_model
+from sim.robots.fetch.builder import ARM_ACTUATORS, ARM_JOINTS, GRIP_SITE, SCENES
 from sim.scripted import ScriptedFetchPolicy, success_rate
-from sim.tasks import make_task_env
 from sim.tasks.fetch import DOWN_QUAT, IK_SEED
+from sim.twin import Twin
 
 FETCH_TASKS = ("fetch-reach", "fetch-push", "fetch-slide", "fetch-pick-and-place")
 
@@ -53,7 +54,7 @@ def test_ik_reaches_random_reachable_targets() -> None:
 
 
 def test_ik_solve_leaves_the_twin_untouched() -> None:
-    twin = sim.Twin.load("fetch", "reach")
+    twin = Twin.load("fetch", "reach")
     before = twin.get_state()
     ik = DlsIK(twin.model, GRIP_SITE, ARM_JOINTS)
     result = ik.solve(np.array([1.3, 0.75, 0.6]), DOWN_QUAT, q_init=np.array(IK_SEED))
@@ -140,5 +141,5 @@ def test_scripted_policy_solves_the_task(task: str, threshold: float) -> None:
 
 
 def test_scripted_policy_rejects_unknown_task() -> None:
-    with pytest.raises(sim.UnknownNameError):
+    with pytest.raises(UnknownNameError):
         ScriptedFetchPolicy("fetch-juggle")

@@ -19,7 +19,8 @@ from ros_ws.bringup_plan import SIM_CONFIG, SIM_NODES, plan, teleop_nodes
 from ros_ws.contract import GOAL_LAYOUTS, ContractError, check_goal_fits, goal_size
 from ros_ws.robot_bringup import DEFAULT_TASKS
 from sim.cli import main
-from sim.tasks import TASKS, make_task_env
+from sim.envs import make_task_env
+from sim.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 REFUSED = [name for name in TASKS if goal_size(name) not in GOAL_LAYOUTS]

@@ -16,10 +16,10 @@ import mujoco
 import numpy as np
 import pytest
 
-import sim
+import sim.envs
 from sim.errors import UnknownNameError
-from sim.models import load_model
-from sim.models.shadow_hand.builder import FINGERTIP_SITES, POSE_CAMERAS, VIDEO_CAMERA
+from sim.robots import load_model
+from sim.robots.shadow_hand.builder import FINGERTIP_SITES, POSE_CAMERAS, VIDEO_CAMERA
 from sim.tasks import TASKS
 from sim.tasks.hand import HandBlock, HandPen, HandReach
 from sim.twin import Twin
@@ -39,7 +39,7 @@ DISTAL = {f"{f}J0" for f in FINGERS}
 
 @functools.cache
 def _env(name: str):
-    env = sim.make_task_env(name, disable_env_checker=True)
+    env = sim.envs.make_task_env(name, disable_env_checker=True)
     env.reset(seed=0)
     return env
 

@@ -24,7 +24,7 @@ def test_only_ros_ws_imports_rclpy() -> None:
 
 def test_robot_side_policy_runtime_never_imports_torch() -> None:
     code = (
-        "import sys, policies.runtime, policies.card, policies.observation, sim.rollout;"
+        "import sys, policies.runtime, policies.card, policies.observation, policies.rollout;"
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

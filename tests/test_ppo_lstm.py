@@ -25,7 +25,8 @@ from policies.training.ppo_loss import ppo_losses
 from policies.training.ppo_rollout import gae
 from policies.training.shaped_reward import DactylReward
 from sim.cli import main
-from sim.tasks import TASKS, make_task_env
+from sim.envs import make_task_env
+from sim.tasks import TASKS
 
 TINY = {
     "task": "hand-reach", "dense_size": 32, "lstm_size": 16, "value_hidden_sizes": (32, 32),

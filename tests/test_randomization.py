@@ -8,12 +8,12 @@ import mujoco
 import numpy as np
 import pytest
 
-from sim.models import build_spec
+from sim.envs import make_task_env
 from sim.randomization import PARAMETERS, RandomizationConfig, RandomizationError
 from sim.randomization.config import load_randomization
 from sim.randomization.engine import EpisodeRandomizer
 from sim.randomization.physics import PHYSICS_RANDOMIZERS, object_bodies, robot_dofs
-from sim.tasks import make_task_env
+from sim.robots import build_spec
 
 TWINS = [("fetch-push", "fetch"), ("hand-block-rotate-z", "shadow_hand")]
 # Every model array a physics randomizer may touch.

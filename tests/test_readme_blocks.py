@@ -348,8 +348,8 @@ def test_readme_command(command: Command) -> None:
 BROKEN = """# A README with mistakes the check must catch
 
 ```python
-import sim
-sim.Twin.load("fetch", "push").step({"robot0:shoulder_lift_joint": 0.3})
+from sim.twin import Twin
+Twin.load("fetch", "push").step({"robot0:shoulder_lift_joint": 0.3})
 ```
 
 ```bash

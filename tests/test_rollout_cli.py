@@ -19,9 +19,9 @@ from policies.errors import (
     ModelIntegrityError,
     PolicyOutputError,
 )
+from policies.rollout import RolloutConfig, make_policy, rollout
 from policies.runtime import PolicyRunner
-from sim.rollout import RolloutConfig, make_policy, rollout
-from sim.tasks import make_task_env
+from sim.envs import make_task_env
 
 TWINBRIDGE = shutil.which("twinbridge") or str(Path(sys.executable).parent / "twinbridge")
 

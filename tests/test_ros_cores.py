@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hardware.commands import CommandRejected
-from hardware.episodes import ResetRefused
 from policies.controller import PolicyController, PolicyMismatchError
+from sim.contract.command_rules import CommandRejected
+from sim.contract.episode_gate import ResetRefused
 from sim.episodes import EpisodeJudge, EpisodeTracker
 from sim.latency import LatencyTracker
 from sim.mirror import TaskMirror

@@ -33,7 +33,7 @@ from policies.export import ExportConfig, export_policy
 from policies.graph import LstmPolicyGraph
 from policies.observation import observation_spec
 from policies.runtime import PolicyRunner, RuntimeLimits
-from sim.tasks import make_task_env
+from sim.envs import make_task_env
 
 TASK = "fetch-push"
 OBS, ACT = task_dims(TASK)

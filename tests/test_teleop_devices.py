@@ -44,8 +44,8 @@ from hardware.teleop import (
 from hardware.teleop import gamepad as gamepad_module
 from hardware.teleop.keyboard import KeyParser
 from hardware.teleop.mapping import HAND_ACTUATORS, PRESETS, SYNERGIES, hand_vector
+from sim.envs import make_task_env
 from sim.errors import ConfigError, UnknownNameError
-from sim.tasks import make_task_env
 
 ROOT = Path(__file__).resolve().parents[1]
 UP, DOWN, RIGHT, LEFT = b"\x1b[A", b"\x1b[B", b"\x1b[C", b"\x1b[D"

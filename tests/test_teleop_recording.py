@@ -95,8 +95,8 @@ def test_mcap_reader_validates_crcs_and_decodes_markers(twin_session) -> None:
 def test_export_writes_aligned_episodes_that_load_as_demonstrations(
     twin_session, tmp_path: Path
 ) -> None:
-    from policies.demonstrations import load_dataset
-    from sim.tasks import make_task_env
+    from hardware.recording.dataset import load_dataset
+    from sim.envs import make_task_env
 
     bag, summary = twin_session
     result = _twinbridge("bag", "export", str(bag), "--out", str(tmp_path / "ds"))

@@ -6,7 +6,6 @@ import mujoco
 import numpy as np
 import pytest
 
-from sim import Twin
 from sim.errors import (
     ControlError,
     ModelCompileError,
@@ -14,8 +13,9 @@ from sim.errors import (
     StateError,
     UnknownNameError,
 )
-from sim.models import build_spec, compile_spec, load_model, robots, spec_from_file
 from sim.render import write_mp4, write_png
+from sim.robots import build_spec, compile_spec, load_model, robots, spec_from_file
+from sim.twin import Twin
 
 SCENES = [(robot, scene) for robot, entry in robots().items() for scene in entry.scenes]
 

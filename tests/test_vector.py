@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
 
-from sim.tasks import make_task_env
+from sim.envs import make_task_env
 from sim.vector import SubprocVectorEnv, VectorEnvConfig, WorkerError
 
 TASK = "fetch-push"  # 50-step episodes, so 55 steps cross an autoreset

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from policies.card import ModelCard
+from policies.rollout import RolloutConfig, rollout
 from policies.runtime import PolicyRunner
-from sim.rollout import RolloutConfig, rollout
 
 ZOO = Path(__file__).resolve().parents[1] / "policies" / "zoo"
 CARDS = sorted(ZOO.glob("*.json"))

@@ -21,7 +21,7 @@ BAG_COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("hardware.recording.info", "topics, counts, episodes and session of a bag"),
     "export": (
         "hardware.recording.export",
-        "write a bag's whole episodes as a demonstration dataset (policies/demonstrations.py)",
+        "write a bag's whole episodes as a demonstration dataset (hardware/recording/dataset.py)",
     ),
 }
 

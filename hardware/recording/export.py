@@ -3,7 +3,7 @@
 Run: `twinbridge bag export out/pnp.mcap --out out/demos-pnp`
 
 Each episode becomes one `.npz` of arrays aligned at the control rate (the layout is
-defined once, in policies/demonstrations.py): the env observation the operator's controller
+defined once, in hardware/recording/dataset.py): the env observation the operator's controller
 saw at each state (rebuilt from the measured joint states and object poses by the task's
 mirror, exactly as teleop_node and policy_node build it), the goal, the env action, and
 the commanded and applied joint targets. Only episodes that are whole - an end marker,
@@ -49,7 +49,7 @@ def export_bag(
     bag: Path, out_dir: Path, task: str | None = None, episodes: list[int] | None = None
 ) -> ExportReport:
     """Write the whole episodes of `bag` (of `task`, if given) as a dataset in `out_dir`."""
-    from policies.demonstrations import DemonstrationError, write_dataset
+    from hardware.recording.dataset import DemonstrationError, write_dataset
 
     recorded = load_episodes(bag, episodes)
     tasks = sorted({e.task for e in recorded})

@@ -24,13 +24,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from policies.files import atomic_write
 from policies.training.errors import (
     CheckpointCorruptError,
     CheckpointMismatchError,
     CheckpointMissingError,
     TrainingConfigError,
 )
+from sim.files import atomic_write
 
 _Trainer = TypeVar("_Trainer", bound="ResumableTrainer")
 STATE_FILE = "state.safetensors"

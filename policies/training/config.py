@@ -110,7 +110,7 @@ class HerSacConfig:
     demonstrations_dir: str = _opt(
         "",
         "learn from demonstrations (Nair et al. 2018, policies.training.demonstrations): a "
-        "dataset directory of policies.demonstrations (meta.json + episode_*.npz) of this "
+        "dataset directory of hardware.recording.dataset (meta.json + episode_*.npz) of this "
         "task; empty: none",
     )
     demo_batch_size: int = _opt(
@@ -216,7 +216,7 @@ def _check_demonstrations(directory: str) -> None:
     (the trainer reads and validates the whole dataset against the env)."""
     if not directory:
         return
-    from policies.demonstrations import META_FILE
+    from hardware.recording.dataset import META_FILE
 
     meta = Path(directory) / META_FILE
     if not meta.is_file():

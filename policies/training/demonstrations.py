@@ -1,7 +1,7 @@
 """Learning from demonstrations (Nair et al. 2018) for the HER learner: demo buffer and losses.
 
 Run: `twinbridge train --task fetch-pick-and-place --algo her-td3 --demonstrations-dir DIR
---out runs/pnp-demos` (DIR: a dataset of `policies.demonstrations`)
+--out runs/pnp-demos` (DIR: a dataset of `hardware.recording.dataset`)
 
 Why: on tasks whose reward is almost never reached by exploration (pick-and-place needs a
 grasp before any goal in the air can be met), a hundred demonstrations give the learner the
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from policies.demonstrations import DemonstrationError, Demonstrations, load_dataset
+from hardware.recording.dataset import DemonstrationError, Demonstrations, load_dataset
 from policies.training.errors import TrainingConfigError
 from policies.training.replay import RewardFn, Transitions
 

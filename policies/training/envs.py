@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import gymnasium as gym
 import numpy as np
 
-from sim.tasks import make_task_env
+from sim.envs import make_task_env
 
 if TYPE_CHECKING:
     from sim.randomization.config import RandomizationConfig

@@ -2,7 +2,7 @@
 
 Run: `twinbridge train --task fetch-reach --total-env-steps 6000 --out runs/r --export x.onnx`
 
-The card's `success_rate` is measured on the written ONNX file through `sim.rollout` (the
+The card's `success_rate` is measured on the written ONNX file through `policies.rollout` (the
 card-checked runtime), episode i reset with seed i, so `twinbridge rollout --policy FILE
 --episodes N --seed 0 --json` reproduces it exactly.
 """
@@ -70,7 +70,7 @@ def export_trained_policy(
     `graph` is the trainer's deployable policy, built for `which` ("final" or "best") by its
     algorithm's builder (`policies.training.algorithms`: `policy_graph` here for HER).
     """
-    from sim.rollout import RolloutConfig, rollout
+    from policies.rollout import RolloutConfig, rollout
 
     config = trainer.config
     export_policy(

@@ -1,8 +1,9 @@
 """The task registry: CLI names (`fetch-push`), Gymnasium ids and the Task classes behind them.
 
-`import sim` registers every id below with Gymnasium, so
-`gymnasium.make("twinbridge/FetchPush-v0")` works; `make_task_env("fetch-push")` is the
-same by CLI name. Task classes are imported lazily, by "module:Class" path.
+The table is plain data (no physics engine, no Gymnasium), so the robot side may read a
+task's episode length. `import sim.envs` registers every id with Gymnasium, so
+`gymnasium.make("twinbridge/FetchPush-v0")` works; `sim.envs.make_task_env("fetch-push")` is
+the same by CLI name. Task classes are imported lazily, by "module:Class" path.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from typing import Any
-
-import gymnasium as gym
 
 from sim.errors import UnknownNameError
 
@@ -71,38 +70,3 @@ def task_class(path: str) -> type:
     """Import a Task class from its "module:Class" path."""
     module, _, cls = path.partition(":")
     return getattr(importlib.import_module(module), cls)
-
-
-def make_env(task: str, render_mode: str | None = None, **kwargs: Any):
-    """Gymnasium entry point: build a TwinGoalEnv for the Task class at path `task`."""
-    from sim.envs import TwinGoalEnv
-
-    env_keys = {"width", "height", "camera", "privileged_state", "randomization"}
-    env_kwargs = {k: v for k, v in kwargs.items() if k in env_keys}
-    task_kwargs = {k: v for k, v in kwargs.items() if k not in env_keys}
-    return TwinGoalEnv(task_class(task)(**task_kwargs), render_mode=render_mode, **env_kwargs)
-
-
-def register_all() -> None:
-    """Register every task id with Gymnasium (idempotent)."""
-    seen: set[str] = set()
-    for spec in TASKS.values():
-        if spec.gym_id in seen or spec.gym_id in gym.registry:
-            continue
-        seen.add(spec.gym_id)
-        default_kwargs = {"task": spec.task_class}
-        if spec.gym_id == "twinbridge/HandBlock-v0":
-            default_kwargs["variant"] = "full"
-        gym.register(
-            id=spec.gym_id,
-            entry_point="sim.tasks:make_env",
-            kwargs=default_kwargs,
-            max_episode_steps=spec.max_episode_steps,
-        )
-
-
-def make_task_env(name: str, **kwargs: Any) -> gym.Env:
-    """`gymnasium.make` by CLI task name, with the task's variant arguments filled in."""
-    spec = get_task_spec(name)
-    register_all()
-    return gym.make(spec.gym_id, **{**spec.kwargs, **kwargs})

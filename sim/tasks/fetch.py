@@ -5,7 +5,7 @@ observation layout and goal sampling as Gymnasium-Robotics, but the arm is the t
 position-servoed arm: each control step one damped-least-squares IK iteration turns the
 Cartesian gripper target into the seven joint position targets. No mocap.
 
-Run: `python -c "import sim; e = sim.make_task_env('fetch-push'); print(e.reset(seed=0)[0])"`
+Run: `python -c "from sim.envs import make_task_env as m; print(m('fetch-push').reset(seed=0)[0])"`
 
 Step-time code is written for speed (the env step must cost little more than its 20
 physics steps): every name is resolved in `bind`, arrays are preallocated, and the
@@ -24,7 +24,7 @@ from gymnasium import spaces
 
 from sim.errors import ConfigError, StateError
 from sim.ik import DlsIK, IKConfig
-from sim.models.fetch.builder import (
+from sim.robots.fetch.builder import (
     ARM_ACTUATORS,
     ARM_JOINTS,
     FINGER_JOINTS,

@@ -7,7 +7,7 @@ deliberate differences, both for speed: the goal marker is a mocap body (no DOFs
 manipulation reset places the object on a hand settled once in `bind()` instead of running
 200 physics steps per reset (see `ManipulateConfig.settle_substeps`).
 
-Run: `python -c "import sim; e = sim.make_task_env('hand-block'); print(e.reset(seed=0)[0])"`
+Run: `python -c "from sim.envs import make_task_env as m; print(m('hand-block').reset(seed=0)[0])"`
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from gymnasium import spaces
 
 from sim.errors import ConfigError, PhysicsError, StateError, UnknownNameError
-from sim.models.shadow_hand.builder import (
+from sim.robots.shadow_hand.builder import (
     FINGERTIP_SITES,
     OBJECT_BODY,
     OBJECT_JOINT,

@@ -4,8 +4,8 @@ Scenes: "reach" (hand alone, fingertip goals), "block", "egg", "pen" (in-hand ob
 See README.md for provenance and every change made to the shipped model.
 """
 
-from sim.models import RobotModel, register_robot
-from sim.models.shadow_hand.builder import SCENES, build_spec
+from sim.robots import RobotModel, register_robot
+from sim.robots.shadow_hand.builder import SCENES, build_spec
 
 register_robot(
     RobotModel(

@@ -1,6 +1,6 @@
 """`EpisodeGate`: when a robot serves the contract's `reset`, and with which seed.
 
-Run: `python -c "from hardware.episodes import EpisodeGate; g = EpisodeGate(0, 50); p = g.plan(None); g.commit(p); print(p)"`
+Run: `python -c "from sim.contract.episode_gate import EpisodeGate; g = EpisodeGate(0, 50); p = g.plan(None); g.commit(p); print(p)"`
 
 One set of rules for every robot under the graph (the twin and every driver), so a reset
 means the same thing whoever calls it and whenever:

@@ -4,8 +4,8 @@ Scenes: "reach", "push", "slide", "pick_and_place" (the four Fetch tasks' tables
 See README.md for provenance and every change made to the shipped model.
 """
 
-from sim.models import RobotModel, register_robot
-from sim.models.fetch.builder import SCENES, build_spec
+from sim.robots import RobotModel, register_robot
+from sim.robots.fetch.builder import SCENES, build_spec
 
 register_robot(
     RobotModel(

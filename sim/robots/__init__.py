@@ -1,6 +1,6 @@
 """Robot models, built with `mujoco.MjSpec`, looked up by robot and scene name.
 
-Each robot lives in `sim/models/<robot>/` (builder code, our own XML, provenance README)
+Each robot lives in `sim/robots/<robot>/` (builder code, our own XML, provenance README)
 and registers itself here. `load_model` compiles once per process and hands out copies, so
 randomization may edit a model without touching anyone else's.
 """
@@ -87,5 +87,5 @@ def load_model(robot: str, scene: str) -> mujoco.MjModel:
 
 def _import_builtin_robots() -> None:
     # Imported lazily: each robot package calls register_robot when imported.
-    import sim.models.fetch
-    import sim.models.shadow_hand  # noqa: F401
+    import sim.robots.fetch
+    import sim.robots.shadow_hand  # noqa: F401

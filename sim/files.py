@@ -1,6 +1,6 @@
 """Writing policy-side files so that a reader never sees half of one.
 
-Run: `python -c "from pathlib import Path; from policies.files import atomic_write; atomic_write(Path('/tmp/x'), b'1')"`
+Run: `python -c "from pathlib import Path; from sim.files import atomic_write; atomic_write(Path('/tmp/x'), b'1')"`
 """  # noqa: E501
 
 from __future__ import annotations

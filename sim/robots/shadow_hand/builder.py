@@ -15,7 +15,7 @@ import mujoco
 import numpy as np
 
 from sim.errors import ModelCompileError
-from sim.models.assets import asset_file
+from sim.robots.assets import asset_file
 
 # Fingertip sites in gymnasium-robotics' achieved-goal order (HandReach).
 FINGERTIP_SITES = (

@@ -20,9 +20,10 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
+from sim.envs import make_task_env
 from sim.errors import TwinbridgeError, UnknownNameError
 from sim.randomization.config import RandomizationConfig
-from sim.tasks import DEFAULT_TASK, TASKS, get_task_spec, make_task_env
+from sim.tasks import DEFAULT_TASK, TASKS, get_task_spec
 from sim.twin import Twin
 
 

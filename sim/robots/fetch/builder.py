@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from sim.models.assets import asset_file
+from sim.robots.assets import asset_file
 
 PREFIX = "robot0:"  # gymnasium-robotics' name prefix; dropped so names match the real URDF
 

@@ -1,6 +1,6 @@
 """Demonstration datasets on disk: one format, written and read only here (numpy, no torch).
 
-Run: `python -c "from policies.demonstrations import load_dataset as l; print(l('DIR'))"`
+Run: `python -c "from hardware.recording.dataset import load_dataset as l; print(l('DIR'))"`
 
 Teleoperated episodes exported from bags (`twinbridge bag export FILE.mcap --out DIR`) or
 generated in-process (`bench/demonstrations.py --generate-demos N --out DIR`) are stored
@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 
 from policies.errors import PolicyError
-from policies.files import atomic_write
+from sim.files import atomic_write
 
 FORMAT = "twinbridge-demonstrations"
 VERSION = 1
