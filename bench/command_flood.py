@@ -47,6 +47,8 @@ moves at most velocity_max per second toward it (D19) except when a hold stops i
 Counters must account for every frame: delivered = accepted + rejected + dropped +
 heartbeats + unexpected types; every whole frame is delivered; parser error counters see
 the rest. Exit status 1 when a goal is missed or a check fails (`--no-fail` to report only).
+
+R6, R13, R15, R25: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations

@@ -144,7 +144,7 @@ def scripted_episode(env: Any, policy: Any, seed: int) -> dict[str, Any]:
 # -- the measured runs --------------------------------------------------------------------
 def run_config(args: argparse.Namespace, demos: str) -> Any:
     """The `HerSacConfig` of one side: shared settings, plus the dataset for the demo side."""
-    from policies.training.config import HerSacConfig
+    from policies.training.her.config import HerSacConfig
 
     return HerSacConfig(**{
         **SETTINGS, "seed": args.seed, "total_env_steps": args.total_env_steps,
@@ -168,8 +168,9 @@ def side_dirs(args: argparse.Namespace) -> dict[str, tuple[Path, str]]:
 def train_side(config: Any, run_dir: Path) -> None:
     """Train into `run_dir`: fresh, resumed from its checkpoint, or not at all if done."""
     from policies.training.checkpoint import load_checkpoint
-    from policies.training.config import HerSacConfig
-    from policies.training.trainer import HerSacTrainer, run_training
+    from policies.training.her.config import HerSacConfig
+    from policies.training.her.trainer import HerSacTrainer
+    from policies.training.loop import run_training
 
     checkpoint = run_dir / "checkpoint"
     if (checkpoint / "checkpoint.json").exists():

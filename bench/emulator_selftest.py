@@ -11,6 +11,8 @@ a child (`--serve`) is the device side, a `PtyLink` in raw mode whose bytes go t
 byte value, 0x03 0x0A 0x0D 0x11 0x13 included (counted). The round-trip time of each frame
 (host write -> complete echo read, one monotonic clock) gives p50/p99/max; the goal is
 p99 < 1 ms. Exit status 1 on any mismatch or parser error; the latency goal is reported.
+
+R26: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations

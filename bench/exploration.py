@@ -30,7 +30,7 @@ sys.path.insert(0, str(BENCH_DIR))  # the shared bench/report.py
 
 from report import emit  # noqa: E402
 
-from policies.training.config import EXPLORATIONS, HerSacConfig  # noqa: E402
+from policies.training.her.config import EXPLORATIONS, HerSacConfig  # noqa: E402
 
 SMALL = {  # the learning test's settings (tests/test_her_sac.py FAST)
     "hidden_sizes": (64, 64),
@@ -66,7 +66,7 @@ class Result:
 
 def run_job(job: Job) -> Result:
     """Train until the target success rate or the budget; evaluate every `eval_every`."""
-    from policies.training.trainer import HerSacTrainer
+    from policies.training.her.trainer import HerSacTrainer
 
     config = HerSacConfig(
         task=job.task, algo="her-td3", exploration=job.exploration, seed=job.seed, **SMALL

@@ -3,10 +3,10 @@
 Run: `.venv/bin/python bench/inference.py --json` (add `--quick` for a smoke run, `--models
 mlp-3x256` for a subset, `--no-fail` to only report).
 
-Each policy is a `policies.graph` module (normalizer + actor + action scaling; recurrent
-state as explicit inputs/outputs) with seeded random weights, exported by
-`policies.export.export_policy` (the deployable ONNX file + card, parity-checked). The same
-weights then run in torch (eager, `inference_mode`) and in onnxruntime (CPU provider):
+Each policy is a `policies.training.export.graph` module (normalizer + actor + action
+scaling; recurrent state as explicit inputs/outputs) with seeded random weights, exported by
+`policies.training.export.export_policy` (the deployable ONNX file + card, parity-checked).
+The same weights then run in torch (eager, `inference_mode`) and in onnxruntime (CPU provider):
 
 - b1: one call with batch 1 on prepared float32 arrays, recurrent state fed back; per-call
   p50/p99 latency. ORT runs the deployable file itself.
@@ -60,10 +60,15 @@ sys.path.insert(0, str(BENCH_DIR))  # the shared bench/report.py
 
 from report import emit  # noqa: E402
 
-from policies.export import RECURRENT_NAMES, ExportConfig, export_policy  # noqa: E402
-from policies.graph import LstmPolicyGraph, MlpPolicyGraph, PolicyGraphBase  # noqa: E402
+from policies.card import RECURRENT_NAMES  # noqa: E402
 from policies.observation import task_info  # noqa: E402
 from policies.runtime import PolicyRunner  # noqa: E402
+from policies.training.export import ExportConfig, export_policy  # noqa: E402
+from policies.training.export.graph import (  # noqa: E402
+    LstmPolicyGraph,
+    MlpPolicyGraph,
+    PolicyGraphBase,
+)
 
 CONTROL_PERIOD_US = 10_000.0  # a 100 Hz control loop
 OPSET = ExportConfig().opset  # the batched graphs are exported like the deployable ones
@@ -524,7 +529,7 @@ def run(config: BenchConfig, specs: dict[str, ModelSpec] | None = None) -> dict[
     report: dict[str, Any] = {
         "command": " ".join(["python", "bench/inference.py", *sys.argv[1:]]),
         "config": asdict(config),
-        "graph_source": "policies.graph + policies.export",
+        "graph_source": "policies.training.export (graph + export_policy)",
         "models": {b.name: summarize(b, config) for b in benches},
         "machine": machine,
         "wall_seconds": time.perf_counter() - started,

@@ -16,6 +16,8 @@ the file's size. Goals: 0 dropped, CPU <= 25 %.
 
 The publisher role can also publish the rest of the topic contract and task_node's
 episode statuses (`contract`, `episodes`): tests/test_recorder_node.py uses it.
+
+R16: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations

@@ -58,9 +58,9 @@ TASKS: dict[str, tuple[Path, dict[str, str]]] = {
 
 def eval_sets(perturbed: Path) -> dict[str, dict[str, list[float]] | None]:
     """Nominal, the whole perturbed set, and each of its perturbations alone."""
-    import yaml
+    from sim.config_loader import load_yaml_mapping
 
-    ranges = yaml.safe_load(perturbed.read_text())["parameters"]
+    ranges = load_yaml_mapping(perturbed, "perturbed evaluation set")["parameters"]
     sets: dict[str, dict[str, list[float]] | None] = {"nominal": None, "perturbed": ranges}
     sets.update({f"only {path}": {path: r} for path, r in ranges.items()})
     return sets

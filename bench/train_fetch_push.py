@@ -74,8 +74,8 @@ def ensure_peer_venv(venv: Path = PEER_VENV) -> Path:
 
 def run_ours(args: argparse.Namespace) -> int:
     """Worker mode: train ours, printing one JSON line per evaluation (like the peer)."""
-    from policies.training.config import HerSacConfig
-    from policies.training.trainer import HerSacTrainer
+    from policies.training.her.config import HerSacConfig
+    from policies.training.her.trainer import HerSacTrainer
 
     trainer = HerSacTrainer(HerSacConfig(**{**OURS, "seed": args.seed}))  # type: ignore[arg-type]
     train_s = 0.0

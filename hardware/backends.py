@@ -9,17 +9,17 @@ overrides, e.g. `shoulder_pan_joint: {velocity_max: 0.5}`.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hardware.interface import RobotInterface
 from hardware.safety import SafetyConfig
-from hardware.serial_backend import SERIAL_DRIVERS, SerialConfig
-from hardware.sim_backend import SimRobot
+from hardware.serial_backend import SerialConfig, SerialRobot
+from sim.config_loader import load_yaml_mapping
+from sim.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -37,15 +37,17 @@ class BackendRequest:
 
 
 def _serial(request: BackendRequest) -> RobotInterface:
-    if request.robot not in SERIAL_DRIVERS:
-        raise ValueError(f"no serial driver for {request.robot!r}; known {sorted(SERIAL_DRIVERS)}")
-    driver = SERIAL_DRIVERS[request.robot]
     config = SerialConfig(request.port, request.baudrate)
-    return driver(config, request.safety, limit_overrides=request.limit_overrides)
+    return SerialRobot(
+        request.robot, config, request.safety, limit_overrides=request.limit_overrides
+    )
 
 
 def _sim(request: BackendRequest) -> RobotInterface:
-    return SimRobot(
+    # The twin backend needs MuJoCo; it is loaded only when chosen, so the serial driver
+    # path never imports a physics engine (pyproject's import-linter contract).
+    sim_backend = importlib.import_module("hardware.sim_backend")
+    return sim_backend.SimRobot(
         request.robot,
         request.safety,
         task=request.task,
@@ -66,30 +68,33 @@ def register_backend(name: str, factory: Callable[[BackendRequest], RobotInterfa
 
 def make_interface(backend: str, request: BackendRequest) -> RobotInterface:
     if backend not in BACKENDS:
-        raise ValueError(f"unknown hardware backend {backend!r}; registered: {sorted(BACKENDS)}")
+        raise ConfigError(
+            f"unknown hardware backend {backend!r}; registered: {', '.join(sorted(BACKENDS))}"
+        )
     return BACKENDS[backend](request)
 
 
 def open_robot(backend: str, robot: str, **fields: Any) -> RobotInterface:
     """A backend's interface with the robot's default safety config (tests, scripts)."""
-    from hardware.robots import robot_hardware
+    from sim.robots import get_robot
 
-    safety = fields.pop("safety", None) or SafetyConfig(
-        safe_state=robot_hardware(robot).safe_state
-    )
+    safety = fields.pop("safety", None) or SafetyConfig(safe_state=get_robot(robot).safe_state)
     return make_interface(backend, BackendRequest(robot, safety, **fields))
 
 
 def load_limit_overrides(path: str | Path) -> dict[str, dict[str, float]]:
     """Per-command limit overrides from YAML; a clear error for anything else."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ValueError(f"limits file {path}: cannot read it as YAML: {e}") from e
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise ValueError(
+    data = load_yaml_mapping(path, "limits file")
+    if not all(isinstance(v, dict) for v in data.values()):
+        raise ConfigError(
             f"limits file {path}: must map command names to {{key: value}}, e.g. "
             "'shoulder_pan_joint: {velocity_max: 0.5}'"
         )
-    return {str(k): {str(kk): float(vv) for kk, vv in v.items()} for k, v in data.items()}
+    return {str(k): {str(kk): _number(vv, f"{path}: {k}.{kk}") for kk, vv in v.items()}
+            for k, v in data.items()}  # fmt: skip
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"limits file {where}: expected a number, got {value!r}")
+    return float(value)

@@ -18,9 +18,9 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from hardware.backends import BackendRequest, load_limit_overrides, make_interface
+from hardware.driver_settings import DriverSettings
 from hardware.interface import (
     DeviceRefused,
     HardwareError,
@@ -28,43 +28,9 @@ from hardware.interface import (
     Measurement,
     RobotInterface,
 )
-from hardware.robots import robot_hardware
-from hardware.safety import SafeCommand, SafetyConfig
+from hardware.safety import SafeCommand
 from sim.contract.command_rules import CommandRejected, check_episode
 from sim.contract.episode_gate import EpisodeGate, ResetRefused
-
-DEFAULT_LATCH_DIR = Path.home() / ".local" / "state" / "twinbridge"
-
-
-@dataclass(frozen=True)
-class DriverSettings:
-    """What a driver is built from (driver_node's parameters; ros_ws/node_configs.py
-    documents each)."""
-
-    robot: str
-    backend: str
-    port: str = ""
-    baudrate: int = 1_000_000
-    task: str = ""
-    seed: int = 0
-    cycle_rate_hz: float = 100.0
-    publish_rate_hz: float = 25.0
-    command_timeout_s: float = 0.1
-    goal_timeout_s: float = 2.0
-    safe_state: str = ""
-    limits_path: str = ""
-    estop_latch_path: str = ""
-
-    def safety(self) -> SafetyConfig:
-        """The safety layer's config; the e-stop latch file's folder is created."""
-        latch = Path(self.estop_latch_path or DEFAULT_LATCH_DIR / f"{self.robot}-estop.json")
-        latch.parent.mkdir(parents=True, exist_ok=True)
-        return SafetyConfig(
-            period_s=1.0 / self.cycle_rate_hz,
-            command_timeout_s=self.command_timeout_s,
-            safe_state=self.safe_state or robot_hardware(self.robot).safe_state,
-            estop_latch_path=str(latch),
-        )
 
 
 def build_driver(settings: DriverSettings, options: dict | None = None) -> DriverCore:
@@ -74,10 +40,9 @@ def build_driver(settings: DriverSettings, options: dict | None = None) -> Drive
         settings.robot, settings.safety(), overrides, settings.port, settings.baudrate,
         settings.task, settings.seed, dict(options or {}),
     )  # fmt: skip
-    publish_every = max(1, round(settings.cycle_rate_hz / settings.publish_rate_hz))
     interface = make_interface(settings.backend, request)
     gate = EpisodeGate(settings.seed, _episode_steps(settings.task))
-    return DriverCore(interface, publish_every, gate, settings.goal_timeout_s)
+    return DriverCore(interface, settings.publish_every, gate, settings.goal_timeout_s)
 
 
 def _episode_steps(task: str) -> int | None:
@@ -189,9 +154,10 @@ class DriverCore:
             self.estop("estop service")
             return True, "e-stop latched"
 
-    def reset_request(self, now_ns: int) -> tuple[bool, str]:
+    def reset_request(self, now_ns: int = 0) -> tuple[bool, str]:
         """The `reset` service's answer: the episode's seed and the stamp from which states
-        belong to it, or a refusal with its reason (nothing moved, no seed used up)."""
+        belong to it (not before `now_ns`, nor before the scene reset ended), or a refusal
+        with its reason (nothing moved, no seed used up)."""
         with self._lock:
             try:
                 safety = self.interface.safety

@@ -6,11 +6,11 @@ Run: `twinbridge emulate --robot fetch` (hardware/emulator_cli.py puts this core
 `Emulator` does no I/O and reads no clock: `receive(data, now_s)` feeds it bytes, `tick(now_s)`
 advances the physics by one model timestep (2 ms), `pending_output(now_s)` gives the bytes
 due by then. A test drives it in virtual time; the CLI drives it in real time. It follows
-/tmp/brief/device_semantics.md (the firmware contract, summarised in PROTOCOL.md):
+the device behaviour of hardware/PROTOCOL.md section 6 (the firmware contract):
 
 - Power-up disabled. Disabled means torque off: an arm's brakes hold ("brake", emulated by
   holding the servo target where the joint was), a hand goes limp ("limp": the actuator's
-  gains are zeroed, so it exerts exactly no force); `RobotHardware.safe_state` chooses.
+  gains are zeroed, so it exerts exactly no force); robot.yaml's `safe_state` chooses.
   EStop while disabled latches and leaves the torque off; Heartbeat gets no Ack (only
   Enable, EStop, ResetFault and SceneReset do).
 - Commands are validated on the device (count, finite, within limits, at most
@@ -27,14 +27,16 @@ The emulated robot differs from its twin by `Deviations` and suffers `FaultConfi
 (hardware/faults.py). Everything it decides is appended to `log` (and to a JSONL file,
 flushed per line). One seeded generator draws all noise and faults: same seed, same input
 at the same times -> the same log.
+
+R1: see hardware/RELIABILITY.md.
 """  # noqa: E501
 
 from __future__ import annotations
 
 import json
 from collections import Counter, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -49,8 +51,6 @@ from hardware.faults import (
     SensorOffset,
     StuckJoint,
     WeakServo,
-    check_keys,
-    load_yaml_mapping,
 )
 from hardware.protocol import (
     NO_JOINT,
@@ -74,13 +74,14 @@ from hardware.protocol import (
     Status,
     encode_frame,
 )
-from hardware.robots import robot_hardware, robot_tables
+from hardware.robots import robot_tables
+from sim.config_loader import config_from_mapping, load_yaml_mapping
 from sim.errors import ConfigError, PhysicsError
 from sim.robot_io import RobotIO
 from sim.tasks import get_task_spec
 from sim.twin_loop import TwinLoop
 
-DISABLED_MODES = {"hold": "brake", "torque_off": "limp"}  # RobotHardware.safe_state -> mode
+DISABLED_MODES = {"hold": "brake", "torque_off": "limp"}  # robot.yaml safe_state -> mode
 FLOAT32_SLACK = 1e-6  # tolerance of the jump check: both ends went through float32
 
 
@@ -110,14 +111,14 @@ class EmulatorConfig:
     @classmethod
     def from_mapping(cls, data: Any, where: str = "emulator config") -> EmulatorConfig:
         """From YAML keys `task`, `deviations` (none | default | mapping), `faults`, ..."""
-        values = dict(check_keys(data, tuple(f.name for f in fields(cls)), where))
-        values["deviations"] = Deviations.from_mapping(values.get("deviations"))
-        values["faults"] = FaultConfig.from_mapping(values.get("faults"))
-        return cls(**values)
+        values = dict(data) if isinstance(data, Mapping) else data
+        if isinstance(values, dict) and "deviations" in values:
+            values["deviations"] = Deviations.from_mapping(values["deviations"])
+        return config_from_mapping(cls, values, where)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> EmulatorConfig:
-        return cls.from_mapping(load_yaml_mapping(path), str(path))
+        return cls.from_mapping(load_yaml_mapping(path, "emulator config"), str(path))
 
 
 class DeviceLog:
@@ -406,8 +407,8 @@ class Emulator:
     def __init__(self, robot: str, config: EmulatorConfig | None = None, seed: int = 0):
         self.robot, self.seed = robot, seed
         self.config = config or EmulatorConfig()
-        self.hardware = robot_hardware(robot)
-        self.task = self.config.task or self.hardware.emulator_task
+        self.description = robot_tables(robot).description
+        self.task = self.config.task or self.description.emulator_task
         self.rng = np.random.default_rng(seed)
         tables = robot_tables(robot)
         speed_max = tables.limits.velocity_max.astype(np.float32).astype(np.float64)
@@ -417,7 +418,7 @@ class Emulator:
             reports_object_pose=self.plant.has_object, supports_scene_reset=True
         )
         self.limits = ChannelLimits.of(self.info)
-        self.disabled_mode = DISABLED_MODES[self.hardware.safe_state]
+        self.disabled_mode = DISABLED_MODES[self.description.safe_state]
         self._schedule = self._fault_schedule(self.config.faults)
         self.log = DeviceLog(self.config.log_path, self.config.max_log_entries)
         self.counters: Counter[str] = Counter()

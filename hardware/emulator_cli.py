@@ -35,13 +35,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sim.errors import ConfigError, TwinbridgeError
+from sim.robots import ROBOT_FOLDERS
+
 if TYPE_CHECKING:  # imported in run(): `twinbridge --help` builds every subcommand's parser
     from hardware.emulator import Emulator
     from hardware.pty_link import PtyLink
 
 UNPLUG_S = 1.0  # SIGUSR1: how long the device stays unplugged
 REALTIME_PRIORITY = 10  # SCHED_FIFO, low among real-time tasks (kernel threads use 50+)
-ROBOTS = ("fetch", "shadow_hand")  # hardware.robots.ROBOT_HARDWARE (a test checks they match)
+ROBOTS = ROBOT_FOLDERS
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,7 @@ class RealTimeRunner:
         }
 
 
-class EmulatorStartError(RuntimeError):
+class EmulatorStartError(TwinbridgeError, RuntimeError):
     """`twinbridge emulate` exited or printed something else before naming its device."""
 
 
@@ -213,13 +216,25 @@ def spawn_emulator(
     for flag, value in (("--log", log), ("--task", task), ("--config", config)):
         if value is not None:
             command += [flag, str(value)]
+    if config is not None:
+        _check_config(config)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, **popen)
     first = process.stdout.readline() if process.stdout is not None else ""
     if not first.startswith("device:"):
         process.kill()
-        process.wait()
-        raise EmulatorStartError(f"twinbridge emulate did not start: {first.strip()!r}")
+        code = process.wait()
+        raise EmulatorStartError(
+            f"twinbridge emulate did not start (exit {code}, printed {first.strip()!r}); "
+            f"run it alone to see why: {' '.join(['twinbridge', *command[3:]])}"
+        )
     return process
+
+
+def _check_config(path: str | Path) -> None:
+    """Refuse a bad --config here, in one line, rather than as the child's exit."""
+    from hardware.emulator import EmulatorConfig
+
+    EmulatorConfig.from_yaml(path)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -254,6 +269,8 @@ def run(args: argparse.Namespace) -> int:
     from hardware.emulator import Emulator, EmulatorConfig
     from hardware.pty_link import PtyLink
 
+    if args.duration_s is not None and not args.duration_s > 0:
+        raise ConfigError(f"--duration-s must be > 0 s, got {args.duration_s}")
     config = EmulatorConfig.from_yaml(args.config) if args.config else EmulatorConfig()
     config = replace(config, task=args.task or config.task, log_path=args.log or config.log_path)
     emulator = Emulator(args.robot, config, seed=args.seed)

@@ -1,6 +1,6 @@
 """What makes the emulated device "a different robot" and an imperfect link, as validated config.
 
-Run: `python -c "from hardware.faults import load_yaml_mapping as l, FaultConfig as F; print(F.from_mapping(l('hardware/config/faults-example.yaml')['faults']))"`
+Run: `python -c "from sim.config_loader import load_yaml_mapping as l; from hardware.faults import FaultConfig as F; print(F.from_mapping(l('hardware/config/faults-example.yaml')['faults']))"`
 
 `Deviations` are physics and sensor differences from the twin a policy trained in (applied
 once, by `hardware.emulator`, through named MuJoCo model fields). `FaultConfig` is what goes
@@ -9,90 +9,26 @@ disconnects, and servo faults (a stuck joint, a weak servo, a sensor offset) tha
 device time. `LinkInjector` applies one direction's byte faults. Every random draw comes from
 the one `numpy.random.Generator` the emulator owns, so a seed gives identical runs.
 
-YAML keys are checked: an unknown key is a `ConfigError` naming it and the valid keys.
+YAML keys and types are checked by `sim.config_loader`: an unknown key is a `ConfigError`
+naming it and the valid keys.
+
+R7: see hardware/RELIABILITY.md.
 """  # noqa: E501
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hardware.protocol import SYNC
+from sim.config_loader import config_from_mapping
 from sim.errors import ConfigError
 
 Record = Callable[..., None]  # record(kind, **details): logs one injected fault
-
-
-# -- strict mapping -> dataclass ------------------------------------------------------------
-def _as_float(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    return float(value)
-
-
-def _as_int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    return value
-
-
-def _as_str(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
-    return value
-
-
-def _as_pair(value: Any, where: str) -> tuple[float, float]:
-    if not isinstance(value, list | tuple) or len(value) != 2:
-        raise ConfigError(f"{where}: expected [low, high], got {value!r}")
-    return _as_float(value[0], f"{where}[0]"), _as_float(value[1], f"{where}[1]")
-
-
-_CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
-    "float": _as_float,
-    "int": _as_int,
-    "str": _as_str,
-    "tuple[float, float]": _as_pair,
-}
-
-
-def check_keys(data: Any, valid: tuple[str, ...], where: str) -> Mapping[str, Any]:
-    """`data` as a mapping whose keys are all in `valid`, or a ConfigError naming the key."""
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a mapping with keys {', '.join(valid)}")
-    for key in data:
-        if key not in valid:
-            raise ConfigError(f"{where}: unknown key {key!r}; valid keys: {', '.join(valid)}")
-    return data
-
-
-def scalar_config(cls: type, data: Any, where: str) -> Any:
-    """An instance of the scalar-field dataclass `cls` from a YAML mapping (strict keys)."""
-    kinds = {f.name: str(f.type) for f in fields(cls)}
-    values = check_keys(data, tuple(kinds), where)
-    return cls(**{k: _CONVERTERS[kinds[k]](v, f"{where}.{k}") for k, v in values.items()})
-
-
-def load_yaml_mapping(path: str | Path) -> Mapping[str, Any]:
-    """The top-level mapping of a YAML file, or a ConfigError naming the file."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"cannot read emulator config {path}: {e}") from e
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: the top level must be a mapping")
-    return data
 
 
 def _check_rate(owner: object, *names: str) -> None:
@@ -166,7 +102,7 @@ class Deviations:
             return cls.none()
         if data is None or data == "default":
             return cls()
-        return scalar_config(cls, data, where)
+        return config_from_mapping(cls, data, where)
 
 
 # -- link faults -----------------------------------------------------------------------------
@@ -296,31 +232,8 @@ class FaultConfig:
 
     @classmethod
     def from_mapping(cls, data: Any, where: str = "faults") -> FaultConfig:
-        values = check_keys(data, tuple(f.name for f in fields(cls)), where)
-        built: dict[str, Any] = {}
-        for key, value in values.items():
-            built[key] = _FAULT_FIELDS[key](value, f"{where}.{key}")
-        return cls(**built)
-
-
-def _disconnects(data: Any, where: str) -> tuple[Disconnect, ...]:
-    if not isinstance(data, list):
-        raise ConfigError(f"{where}: expected a list of {{at_s, for_s}}")
-    return tuple(scalar_config(Disconnect, d, f"{where}[{i}]") for i, d in enumerate(data))
-
-
-def _optional(cls: type) -> Callable[[Any, str], Any]:
-    return lambda data, where: None if data is None else scalar_config(cls, data, where)
-
-
-_FAULT_FIELDS: dict[str, Callable[[Any, str], Any]] = {
-    "host_to_device": lambda data, where: scalar_config(ByteFaults, data, where),
-    "device_to_host": lambda data, where: scalar_config(ReplyFaults, data, where),
-    "disconnects": _disconnects,
-    "stuck_joint": _optional(StuckJoint),
-    "weak_servo": _optional(WeakServo),
-    "sensor_offset": _optional(SensorOffset),
-}
+        """From YAML: byte faults per direction, `disconnects` as a list, servo faults."""
+        return config_from_mapping(cls, data, where)
 
 
 # -- injection -------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ allowed), `deactivate()` stops motion into the robot's safe state, `close()` tur
 off and releases the device. Every cycle the owner calls `read()` then `write()`; `write()`
 returns the command actually sent, after the safety layer (limits, rate limits, watchdog,
 e-stop, NaN rejection). Backends implement the `_hooks`; this class owns the invariants.
+
+R7, R9, R11: see hardware/RELIABILITY.md.
 """  # noqa: E501
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 
 from hardware.robots import RobotTables, robot_tables
 from hardware.safety import SafeCommand, SafetyConfig, SafetyLayer, check_finite_in_limits
+from sim.errors import TwinbridgeError
 
 LINK_LOST = "link lost"  # every backend's link error starts with this
 LINK_LOSSES_WARN_PER_MIN = 2  # more link losses than this in the last minute: WARN
@@ -37,7 +40,7 @@ class Lifecycle(enum.Enum):
     FINALIZED = "finalized"  # closed for good
 
 
-class HardwareError(RuntimeError):
+class HardwareError(TwinbridgeError, RuntimeError):
     """Base of every error a backend raises; messages say what was expected and the fix."""
 
 
@@ -183,7 +186,7 @@ class RobotInterface(ABC):
         if limit_overrides:
             limits = limits.with_overrides({k: dict(v) for k, v in limit_overrides.items()})
         self.limits = limits
-        config = safety or SafetyConfig(safe_state=self.tables.hardware.safe_state)
+        config = safety or SafetyConfig(safe_state=self.tables.description.safe_state)
         self.safety = SafetyLayer(limits, config)
         self.clock_ns = clock_ns
         self.lifecycle = Lifecycle.UNCONFIGURED

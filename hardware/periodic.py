@@ -8,6 +8,8 @@ incoming commands, service calls, diagnostics): ros2_control runs its update loo
 thread of its own for that reason, and so does driver_node. A late cycle runs once, never a
 burst of catch-up cycles (the deadlines skip ahead), and every lateness is recorded, so the
 loop's p99 and overruns are in `diagnostics` (R15).
+
+R15: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations

@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hardware.protocol import DeviceInfo, State
+from sim.errors import TwinbridgeError
 
 RESERVED_STATUS_BITS = 0xFFF0  # State.status bits 4-15 (PROTOCOL.md, State)
 
 
-class ImplausibleState(ValueError):
+class ImplausibleState(TwinbridgeError, ValueError):
     """A State that must not be used for control; `reason` is a counter key."""
 
     def __init__(self, reason: str, detail: str):

@@ -19,6 +19,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from sim.errors import TwinbridgeError
+
 SYNC = b"\xa5\x5a"
 VERSION = 1
 HEADER_SIZE = 9  # sync(2) version(1) type(1) seq(2) length(2) header-crc(1)
@@ -28,7 +30,7 @@ MAX_JOINTS = 64
 MAX_NAME = 64
 
 
-class ProtocolError(ValueError):
+class ProtocolError(TwinbridgeError, ValueError):
     """A frame or payload that does not follow PROTOCOL.md; `reason` is a counter key."""
 
     def __init__(self, reason: str, detail: str):

@@ -1,12 +1,12 @@
-"""Per-robot hardware tables: what each device is, its joint order and its limits, as data.
+"""A robot's hardware tables: its contract names and limits as the safety layer and the
+serial device see them, built from the robot's checked-in `robot.yaml` (no physics engine).
 
-Run: `python -c "from hardware.robots import robot_hardware; print(robot_hardware('fetch'))"`
+Run: `python -c "from hardware.robots import robot_tables; print(robot_tables('fetch').limits)"`
 
-The joint and command order comes from `sim.robot_io.RobotIO` (the topic contract), position
-and effort limits from the twin's model (actuator ctrlrange / forcerange), and velocity and
-acceleration limits from the tables below (the model has none). A YAML override can only
-narrow them (`hardware.safety.JointLimits.with_overrides`). The emulator announces the same
-tables in its DeviceInfo, and the driver refuses a device whose tables differ (R11).
+The tables live in `sim/robots/<robot>/robot.yaml` (`sim.robots.get_robot`); a test checks
+them against the twin's model. A YAML override can only narrow the limits
+(`hardware.safety.JointLimits.with_overrides`). The emulator announces the same tables in
+its DeviceInfo, and the driver refuses a device whose tables differ (RELIABILITY.md R11).
 """
 
 from __future__ import annotations
@@ -16,86 +16,22 @@ import zlib
 from dataclasses import dataclass
 from functools import cache
 
-import mujoco
 import numpy as np
 
 from hardware.protocol import CommandChannel, DeviceInfo
 from hardware.safety import JointLimits
-from sim.envs import make_env
-from sim.robot_io import RobotIO
-from sim.robots.fetch.builder import ARM_JOINTS, ARM_VELOCITY_LIMITS_RAD_S, GRIPPER
-from sim.tasks import get_task_spec
+from sim.robots import RobotDescription, get_robot
 
 FIRMWARE = (1, 0, 0)
 
 
 @dataclass(frozen=True)
-class RobotHardware:
-    """One robot's device: model string, the task its emulator runs, limits, safe state.
-
-    `velocity_max` maps a command name to rad/s (or m/s for the Fetch gripper);
-    `default_velocity_max` covers the rest. `safe_state` is what every failure path ends
-    in: "hold" for an arm that would fall under gravity, "torque_off" for a hand whose
-    fingers are safe limp.
-    """
-
-    robot: str
-    model: str
-    emulator_task: str
-    velocity_max: tuple[tuple[str, float], ...]
-    default_velocity_max: float
-    acceleration_max: float
-    safe_state: str
-    position_margin: float = 0.0
-
-
-ROBOT_HARDWARE: dict[str, RobotHardware] = {
-    # Velocities: the Fetch URDF's <limit velocity> per arm joint (kept with the twin's
-    # drives in sim/robots/fetch/builder.py); the gripper's 0.05 m/s.
-    "fetch": RobotHardware(
-        robot="fetch",
-        model="twinbridge-fetch-arm",
-        emulator_task="fetch-push",
-        velocity_max=(
-            *zip(ARM_JOINTS, ARM_VELOCITY_LIMITS_RAD_S, strict=True),
-            ("gripper", GRIPPER.velocity_limit_m_s),
-        ),
-        default_velocity_max=1.0,
-        acceleration_max=10.0,
-        safe_state="hold",
-    ),
-    # The Shadow hand's joints are tendon/motor driven; 2 rad/s bounds every joint.
-    "shadow_hand": RobotHardware(
-        robot="shadow_hand",
-        model="twinbridge-shadow-hand",
-        emulator_task="hand-reach",
-        velocity_max=(),
-        default_velocity_max=2.0,
-        acceleration_max=20.0,
-        safe_state="torque_off",
-    ),
-}
-
-
-class UnknownRobot(KeyError):
-    """A robot name with no hardware table."""
-
-
-def robot_hardware(robot: str) -> RobotHardware:
-    try:
-        return ROBOT_HARDWARE[robot]
-    except KeyError as e:
-        known = ", ".join(sorted(ROBOT_HARDWARE))
-        raise UnknownRobot(f"no hardware table for robot {robot!r}; known: {known}") from e
-
-
-@dataclass(frozen=True)
 class RobotTables:
-    """The robot's contract names and limits, built once from its twin."""
+    """The robot's contract names and limits, as arrays for the safety layer and the wire."""
 
-    hardware: RobotHardware
-    joint_names: tuple[str, ...]  # reported in State, RobotIO order
-    limits: JointLimits  # per command name, RobotIO order
+    description: RobotDescription
+    joint_names: tuple[str, ...]  # reported in State, robot.yaml order
+    limits: JointLimits  # per command name, robot.yaml order
     # servo positions = servo_from_joints @ joint positions (a servo may drive a coupled
     # pair: the Fetch gripper, the hand's distal tendons); for backends that see joints only.
     servo_from_joints: np.ndarray
@@ -118,7 +54,7 @@ class RobotTables:
             for i, name in enumerate(lim.names)
         )
         return DeviceInfo(
-            model=self.hardware.model,
+            model=self.description.device_model,
             firmware=FIRMWARE,
             calibration_hash=self.calibration_hash,
             watchdog_ms=30,
@@ -146,51 +82,21 @@ class RobotTables:
 
 @cache
 def robot_tables(robot: str) -> RobotTables:
-    """Names and limits of `robot`, read from the twin of its emulator task."""
-    hardware = robot_hardware(robot)
-    spec = get_task_spec(hardware.emulator_task)
-    env = make_env(spec.task_class, **spec.kwargs)
-    try:
-        io = RobotIO.of(robot, env.twin)
-        low, high = io.command_limits(env.twin)
-        model = env.twin.model
-        force = np.where(
-            model.actuator_forcelimited[io.actuator_ids].astype(bool),
-            np.abs(model.actuator_forcerange[io.actuator_ids]).max(axis=1),
-            np.inf,
-        )
-        servo_map = _servo_from_joints(env.twin, io)
-    finally:
-        env.close()
-    velocity = dict(hardware.velocity_max)
-    n = len(io.command_names)
+    """Names and limits of `robot`, from its robot.yaml."""
+    description = get_robot(robot)
+    commands = description.commands
+
+    def column(key: str) -> np.ndarray:
+        return np.array([getattr(c, key) for c in commands], dtype=np.float64)
+
     limits = JointLimits(
-        names=io.command_names,
-        position_min=low.astype(np.float64),
-        position_max=high.astype(np.float64),
-        velocity_max=np.array(
-            [velocity.get(c, hardware.default_velocity_max) for c in io.command_names]
-        ),
-        acceleration_max=np.full(n, hardware.acceleration_max),
-        effort_max=force.astype(np.float64),
-        position_margin=hardware.position_margin,
+        names=description.command_names,
+        position_min=column("position_min"),
+        position_max=column("position_max"),
+        velocity_max=column("velocity_max"),
+        acceleration_max=column("acceleration_max"),
+        effort_max=column("effort_max"),
+        position_margin=description.position_margin,
     )
-    return RobotTables(hardware, io.joint_names, limits, servo_map)
-
-
-def _servo_from_joints(twin, io: RobotIO) -> np.ndarray:
-    """d(actuator length)/d(joint position), measured on the model (transmissions and fixed
-    tendons are linear, so this matrix maps joint positions to servo positions exactly)."""
-    model, data = twin.model, twin.data
-    step = 1e-3
-    mujoco.mj_forward(model, data)
-    base = data.actuator_length[io.actuator_ids].copy()
-    matrix = np.zeros((len(io.actuator_ids), len(io.qpos_indices)))
-    for column, address in enumerate(io.qpos_indices):
-        data.qpos[address] += step
-        mujoco.mj_forward(model, data)
-        matrix[:, column] = (data.actuator_length[io.actuator_ids] - base) / step
-        data.qpos[address] -= step
-    mujoco.mj_forward(model, data)
-    matrix[np.abs(matrix) < 1e-9] = 0.0
-    return matrix
+    matrix = np.array(description.servo_from_joints, dtype=np.float64)
+    return RobotTables(description, description.joints, limits, matrix)

@@ -35,6 +35,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from sim.errors import TwinbridgeError
+from sim.files import atomic_write
+
 OVERRIDE_KEYS = ("position_min", "position_max", "velocity_max", "acceleration_max", "effort_max")
 SAFE_STATES = ("hold", "torque_off")
 MODES = ("track", "hold", "torque_off", "none")  # none: nothing sent (no link/state)
@@ -42,7 +45,7 @@ MAX_ABS_TARGET = 1e6  # a target beyond this is an overflow, not a position
 _REACHED_ABS = 1e-12  # a step within this of the target was not rate limited
 
 
-class UnsafeCommand(ValueError):
+class UnsafeCommand(TwinbridgeError, ValueError):
     """A command that must not reach the hardware; names the joint and the value."""
 
     def __init__(self, joint: str, value: float, detail: str):
@@ -51,7 +54,7 @@ class UnsafeCommand(ValueError):
         super().__init__(f"unsafe command for joint {joint}: {value!r} {detail}")
 
 
-class EstopPersistenceError(RuntimeError):
+class EstopPersistenceError(TwinbridgeError, RuntimeError):
     """The e-stop latch file could not be written (the in-memory latch state is kept)."""
 
 
@@ -673,13 +676,8 @@ class SafetyLayer:
         if not path:
             return
         record = {"latched": latched, "reason": reason, "time": time.time()}
-        temporary = f"{path}.{os.getpid()}.tmp"
         try:
-            with open(temporary, "w", encoding="utf-8") as file:
-                json.dump(record, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
+            atomic_write(path, json.dumps(record))
         except OSError as e:
             self.counters["estop_persist_failed"] += 1
             raise EstopPersistenceError(

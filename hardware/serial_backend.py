@@ -1,7 +1,7 @@
 """Serial backend: a Twinbridge protocol device on a serial port (pyserial), with reconnect.
 
 Run: `twinbridge emulate --robot fetch` in one shell, then
-`python -c "from hardware.serial_backend import FetchArmDriver as D; d = D('/dev/pts/N'); d.connect(); print(d.read())"`
+`python -c "from hardware.serial_backend import SerialRobot as R; d = R('fetch', '/dev/pts/N'); d.connect(); print(d.read())"`
 
 `connect()` opens the port and verifies the device's DeviceInfo against this robot's tables
 (model, joint order, command channels, limits, calibration hash) before anything is enabled
@@ -15,6 +15,8 @@ before the loss is replayed. Each loss and recovery is one `LinkEvent` (interfac
 Only the device's silence is a link loss, never the host's own: the State age is taken when
 the port was drained (a cycle preempted after its drain still saw the States that came), and
 writes never wait (pyserial's write timeout also expires when the writer is preempted).
+
+R11: see hardware/RELIABILITY.md.
 """  # noqa: E501
 
 from __future__ import annotations
@@ -113,10 +115,15 @@ class SerialRobot(RobotInterface):
     """A robot whose servos sit behind a Twinbridge protocol device on a serial port."""
 
     backend = "serial"
-    robot_name = ""
 
-    def __init__(self, port: str | SerialConfig, safety: SafetyConfig | None = None, **kwargs):
-        super().__init__(self.robot_name, safety, **kwargs)
+    def __init__(
+        self,
+        robot: str,
+        port: str | SerialConfig,
+        safety: SafetyConfig | None = None,
+        **kwargs,
+    ):
+        super().__init__(robot, safety, **kwargs)
         self.config = port if isinstance(port, SerialConfig) else SerialConfig(port)
         self.port: serial.Serial | None = None
         self.parser = FrameParser()
@@ -165,7 +172,7 @@ class SerialRobot(RobotInterface):
                 return found
         raise ConnectionFailed(
             f"no DeviceInfo from {self.config.port} within {timeout_s} s: is a Twinbridge "
-            f"protocol device ({self.tables.hardware.model}) connected, at "
+            f"protocol device ({self.tables.description.device_model}) connected, at "
             f"{self.config.baudrate} baud?"
         )
 
@@ -493,21 +500,3 @@ def _limit_differences(expected: DeviceInfo, found: DeviceInfo) -> list[str]:
                 f"expected {a.tolist()}"
             )
     return problems
-
-
-class FetchArmDriver(SerialRobot):
-    """The Fetch arm (7 joints + gripper) on a serial actuator bridge."""
-
-    robot_name = "fetch"
-
-
-class ShadowHandDriver(SerialRobot):
-    """The Shadow Dexterous Hand (20 actuated channels) on a serial actuator bridge."""
-
-    robot_name = "shadow_hand"
-
-
-SERIAL_DRIVERS: dict[str, type[SerialRobot]] = {
-    "fetch": FetchArmDriver,
-    "shadow_hand": ShadowHandDriver,
-}

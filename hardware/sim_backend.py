@@ -32,13 +32,13 @@ class SimRobot(RobotInterface):
         **kwargs,
     ):
         super().__init__(robot, safety, **kwargs)
-        self.task = task or self.tables.hardware.emulator_task
+        self.task = task or self.tables.description.emulator_task
         self.seed = seed
         self.period_s = period_s
         self.loop: TwinLoop | None = None
         self.enabled = False
         self.device_estop = False
-        self._limp = self.tables.hardware.safe_state == "torque_off"
+        self._limp = self.tables.description.safe_state == "torque_off"
         self._ticks = 0
 
     def _connect(self) -> None:

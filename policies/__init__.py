@@ -1,2 +1,3 @@
-"""Twinbridge policies: graphs and ONNX export with model cards (torch, training side), and the
-robot-side runtime `policies.runtime` (onnxruntime, never torch)."""
+"""Twinbridge policies: the robot side (model cards, observations, the onnxruntime runner
+`policies.runtime`, controller and rollout; never torch) and, above it, `policies.training`
+(torch: learners, policy graphs and the ONNX export with model cards)."""

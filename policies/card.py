@@ -1,7 +1,9 @@
 """The JSON model card beside every exported policy: what the graph expects and where it came from.
 
 Torch-free (robots read cards). `ModelCard.load` validates every field and raises
-`ModelCardError` naming the file and the field; `ModelCard.save` writes atomically.
+`ModelCardError` naming the file and the field; `ModelCard.save` writes atomically. The
+graph's tensor names, the digest `onnx_sha256` pins and the later merge of evaluation
+metrics live here too, so the exporter (torch) and the runtime (no torch) share them.
 
 Run: `python -c "from policies.card import ModelCard; print(ModelCard.load('policy.json'))"`
 """
@@ -9,19 +11,22 @@ Run: `python -c "from policies.card import ModelCard; print(ModelCard.load('poli
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from policies.errors import ModelCardError
+from policies.errors import ExportError, ModelCardError
+from sim.errors import TwinbridgeError
+from sim.files import atomic_write
 
 CARD_FORMAT_VERSION = 1
 OBS_INPUT = "obs"  # the policy input: flatten_observation(obs), float32 [1, n]
 ACTION_OUTPUT = "action"  # the policy output, env action units, float32 [1, a]
+RECURRENT_NAMES = (("h_in", "h_out"), ("c_in", "c_out"))  # LSTM hidden, cell: input, output
 TASK_METADATA_KEY = "twinbridge.task"  # ONNX metadata_props entry naming the task
 DTYPES = ("float32",)  # the only tensor dtype a card may declare
 COMPUTE_DTYPES = ("float32", "float64")  # what the graph may compute in between them
@@ -29,7 +34,7 @@ MAX_CARD_BYTES = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class _FieldError(ValueError):
+class _FieldError(TwinbridgeError, ValueError):
     """A card field with an invalid value; `ModelCard.load` adds the file name."""
 
     def __init__(self, field_name: str, detail: str):
@@ -179,10 +184,7 @@ class ModelCard:
 
     def save(self, path: Path) -> None:
         """Write the card atomically (a reader never sees half a card)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json())
-        os.replace(tmp, path)
+        atomic_write(Path(path), self.to_json().encode())
 
     @classmethod
     def load(cls, path: Path) -> ModelCard:
@@ -202,6 +204,28 @@ class ModelCard:
         _check_keys(data, _FIELD_TYPES, "")
         kwargs = {k: _convert(k, v) for k, v in data.items()}
         return cls(**kwargs)
+
+
+def onnx_sha256(data: bytes) -> str:
+    """The digest a card's `onnx_sha256` pins: sha256 of the ONNX file's bytes, hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_json(name: str, value: Any) -> None:
+    """Card fields must survive a JSON round trip (no tensors, paths or NaN)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ExportError(f"{name} is not JSON-serializable (plain numbers/strings): {e}") from e
+
+
+def update_card_metrics(card_path: Path, metrics: dict[str, Any]) -> ModelCard:
+    """Merge evaluation `metrics` into an existing card (the ONNX file is untouched)."""
+    check_json("metrics", metrics)
+    card = ModelCard.load(card_path)
+    card = dataclasses.replace(card, metrics={**card.metrics, **metrics})
+    card.save(Path(card_path))
+    return card
 
 
 def _read_json(path: Path) -> Any:

@@ -29,8 +29,9 @@ from numpy.typing import ArrayLike
 from policies.errors import PolicyError
 from policies.runtime import PolicyRunner
 from sim.contract.command_rules import CommandRejected, validate_joint_state
+from sim.contract.samples import ObjectPose
 from sim.errors import StateError
-from sim.mirror import ObjectPose, TaskMirror
+from sim.mirror import TaskMirror
 
 # The e-stop source re-publishes its state at 10 Hz; five missed heartbeats and the
 # policy no longer knows whether it may move the robot, so it holds.

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sim.errors import TwinbridgeError
 
-class PolicyError(Exception):
+
+class PolicyError(TwinbridgeError):
     """A policy file, input or output that must not be used; the message says why."""
 
 

@@ -24,7 +24,6 @@ steps and zeroed by `reset()` at each episode start.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections.abc import Mapping
@@ -38,7 +37,7 @@ import onnx.checker
 import onnxruntime as ort
 from onnx import TensorProto
 
-from policies.card import TASK_METADATA_KEY, ModelCard, TensorSpec
+from policies.card import TASK_METADATA_KEY, ModelCard, TensorSpec, onnx_sha256
 from policies.errors import (
     ModelCardError,
     ModelContractError,
@@ -108,6 +107,7 @@ class PolicyRunner:
         limits = limits or RuntimeLimits()
         path = Path(onnx_path)
         card_file = Path(card_path) if card_path is not None else path.with_suffix(".json")
+        _check_files_exist(path, card_file)
         _check_inside_model_dir(card_file, path.parent, ModelCardError)
         card = ModelCard.load(card_file)
         if expected_task is not None:
@@ -201,6 +201,17 @@ class PolicyRunner:
 
 
 # -- load-time checks ---------------------------------------------------------------------------
+def _check_files_exist(path: Path, card_file: Path) -> None:
+    """A missing card or model is the common user error: name it and what to give instead."""
+    if not card_file.exists():
+        raise ModelCardError(
+            card_file, "<file>", f"does not exist: {path.name} needs its model card beside it; "
+            "give an exported policy .onnx (export writes both files)",
+        )  # fmt: skip
+    if not path.exists():
+        raise ModelFileError(path, "<file>", "does not exist; give an exported policy .onnx")
+
+
 def _check_inside_model_dir(path: Path, model_dir: Path, error: type) -> Path:
     """Refuse a file whose real location (symlinks resolved) is outside the model dir."""
     try:
@@ -249,7 +260,7 @@ def _read_model(path: Path, limits: RuntimeLimits) -> bytes:
 
 
 def _check_sha256(data: bytes, card: ModelCard, path: Path) -> None:
-    digest = hashlib.sha256(data).hexdigest()
+    digest = onnx_sha256(data)
     if digest != card.onnx_sha256:
         raise ModelIntegrityError(
             path,

@@ -2,6 +2,8 @@
 
 Inbound conversions only copy fields; whether a message may be applied is decided by the
 ROS-independent checks in `sim/contract/command_rules.py` (R12), which these functions call.
+
+R12: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from hardware.interface import Measurement
 from ros_ws.contract import GOAL_LAYOUTS, ContractError
 from sim.contract.command_rules import CommandRules, TrajectoryPoint, validate_trajectory
-from sim.mirror import ObjectPose
-from sim.twin_loop import JointStateSample
+from sim.contract.samples import JointStateSample, ObjectPose
 
 WORLD_FRAME = "world"
 

@@ -9,6 +9,8 @@ domain id of its own, watches `diagnostics` for episode results and the loop's l
 and prints a summary. A node that dies is named with the end of its log, the others are
 stopped, and the exit code is 1, as when the reports account for another number of episodes
 than asked; Ctrl-C stops everything within 2 s (exit code 130).
+
+R16: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from ros_ws.discovery import MAX_DOMAIN_ID, default_domain_id, sim_environment
 from ros_ws.node_configs import resolve_data_path
 from ros_ws.node_runtime_env import SUPERVISOR_PID_VARIABLE
 from sim.errors import TwinbridgeError
-from sim.tasks import DEFAULT_TASK, TASKS
+from sim.tasks import DEFAULT_TASK, TASKS, get_task_spec
 
 STOP_BUDGET_S = 1.5  # SIGINT, then SIGKILL after this: everything is gone within 2 s
 # The recorder stops last, so it sees the final episode's end, and gets longer to finalize
@@ -55,7 +57,10 @@ SILENT_NODE_S = 10.0  # a running node that has not reported for this long is st
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default=DEFAULT_TASK, choices=sorted(TASKS), help="task")
     parser.add_argument(
-        "--policy", default=None, help="ONNX policy (default: policies/zoo/<task>.onnx)"
+        "--policy",
+        default=None,
+        help="ONNX policy (default: policies/zoo/<task>.onnx), or 'random': uniform random "
+        "actions as an ONNX graph, for a task no policy was trained for yet",
     )
     parser.add_argument("--episodes", type=int, default=10, help="episodes to run (>= 1)")
     parser.add_argument("--seed", type=int, default=0, help="episode k resets with seed + k")
@@ -243,7 +248,7 @@ def _start_emulator(args: argparse.Namespace) -> Emulated:
 def _overrides(
     args: argparse.Namespace, emulator: Emulated | None = None
 ) -> dict[str, dict[str, Any]]:
-    policy = args.policy or f"policies/zoo/{args.task}.onnx"
+    policy = _policy_path(args)
     if emulator is not None:
         real_time = {"use_sim_time": False}
         return {
@@ -271,10 +276,19 @@ def _overrides(
     }
 
 
-def _robot(task: str) -> str:
-    from policies.observation import task_info
+def _policy_path(args: argparse.Namespace) -> str:
+    """The policy file for policy_node: --policy, the zoo's for the task, or a random
+    policy written into the log folder (seeded with --seed)."""
+    from policies.random_policy import RANDOM_POLICY, write_random_policy
 
-    return task_info(task).robot
+    if args.policy != RANDOM_POLICY:
+        return args.policy or f"policies/zoo/{args.task}.onnx"
+    folder = (args.log_dir / "random-policy").resolve()
+    return str(write_random_policy(args.task, folder, args.seed))
+
+
+def _robot(task: str) -> str:
+    return get_task_spec(task).robot
 
 
 def _check_policy_task(policy_path: str, task: str) -> None:
@@ -287,7 +301,8 @@ def _check_policy_task(policy_path: str, task: str) -> None:
         zoo = sorted(p.stem for p in resolve_data_path("policies/zoo").glob("*.onnx"))
         raise TwinbridgeError(
             f"no policy {policy_path} with its model card {card_path.name}; the zoo has "
-            f"policies for {', '.join(zoo)}; pass --policy FILE.onnx for task {task}"
+            f"policies for {', '.join(zoo)}; pass --policy FILE.onnx for task {task}, "
+            "or --policy random (uniform random actions)"
         )
     card = ModelCard.load(card_path)
     if card.task != task:

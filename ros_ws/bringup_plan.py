@@ -19,7 +19,8 @@ from ros_ws.node_configs import (
     load_node_parameters,
     node_config,
 )
-from sim.tasks import get_task_spec, task_class
+from sim.robots import get_robot
+from sim.tasks import get_task_spec
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 SIM_CONFIG = CONFIG_DIR / "sim.yaml"
@@ -39,10 +40,6 @@ def teleop_nodes(hardware: str = "twin", record: bool = False) -> tuple[str, ...
     the emulator or the robot), the operator, the task, and the recorder if recording."""
     robot_node = "twin_node" if hardware == "twin" else "driver_node"
     return (robot_node, *TELEOP_NODES[1:], *((RECORDER_NODE,) if record else ()))
-
-
-# ROS namespace of each robot's contract topics.
-ROBOT_NAMESPACES = {"fetch": "fetch", "shadow_hand": "hand"}
 
 
 @dataclass(frozen=True)
@@ -91,8 +88,8 @@ def plan(
         raise ParameterFileError(params_file, str(unknown), f"not nodes of this bringup {nodes}")
     task = _task_of(params_file, overrides, nodes)
     check_goal_fits(task)  # the launch files too: a goal the contract cannot carry
-    robot: str = task_class(get_task_spec(task).task_class).robot  # type: ignore[attr-defined]
-    namespace = ROBOT_NAMESPACES[robot]
+    robot = get_task_spec(task).robot
+    namespace = get_robot(robot).namespace
     launches = [NodeLaunch(n, namespace, params_file, dict(overrides.get(n, {}))) for n in nodes]
     for launch in launches:
         node_config(NODE_CONFIGS[launch.name], launch.parameters(), params_file)

@@ -8,6 +8,8 @@ UDP and large shared-memory segments, which camera images need; LOCALHOST would 
 its transports). The deprecated `ROS_LOCALHOST_ONLY` is refused (it overrides the range in
 surprising ways), and the robot profile must also run with SROS2 security enforced.
 No rclpy here: the lint runs before any node.
+
+R21: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import os
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
+
+from sim.errors import ConfigError
 
 MAX_DOMAIN_ID = 101  # Fast DDS port arithmetic: ids above 101 collide with other ports
 HOST_ONLY_PROFILE = Path(__file__).resolve().parent / "config" / "fastdds_localhost.xml"
@@ -45,7 +49,7 @@ def sim_environment(domain_id: int, base: Mapping[str, str] | None = None) -> di
     env.update(sim_discovery(domain_id))
     problems = lint_environment(env, profile="sim")
     if problems:
-        raise ValueError("; ".join(problems))
+        raise ConfigError("; ".join(problems))
     return env
 
 

@@ -1,8 +1,11 @@
 """One documented dataclass per node; parameter YAML is read and checked against them.
 
-The nodes declare their ROS parameters from these dataclasses, and `twinbridge sim`
-validates the YAML with them before any process starts, so a typo or a wrong type names
-the file and the key instead of surfacing as a crash inside a node. No rclpy here: this
+The nodes declare their ROS parameters from these dataclasses (ros_ws/params.py), and the
+bringups validate the YAML with them before any process starts, so a typo or a wrong type
+names the file and the key instead of surfacing as a crash inside a node. A node whose core
+has its own config dataclass embeds it (`core_parameters`): the core's fields are the node's
+parameters under their own names, documented and validated once, in the core; the node's
+dataclass adds only what is the node's (rates, topics, start-up). No rclpy here: this
 module is imported by the bringup's checks and by tests without a ROS runtime.
 
 YAML follows ROS 2's format: `/**:` (every node) or `<node_name>:` (one node) or
@@ -13,27 +16,40 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, fields
+import re
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
+from hardware.driver_settings import DriverSettings
+from hardware.teleop.config import TeleopConfig
 from ros_ws.recorder_config import RecorderNodeConfig
-from sim.errors import TwinbridgeError
+from sim.config_loader import load_yaml_mapping
+from sim.errors import ConfigError
 from sim.tasks import TASKS
 
 T = TypeVar("T")
 # Parameters every ROS 2 node accepts; not ours to validate.
 ROS_BUILTIN_PARAMETERS = {"use_sim_time", "start_type_description_service"}
+FILE_KEY = "<file>"  # the key of a ParameterFileError about the whole file
+CORE = "twinbridge.core"  # metadata of a `core_field`: the core fields the node sets itself
+SCALARS = (bool, int, float, str)  # what a parameter of ours holds
 
 
-class ParameterFileError(TwinbridgeError, ValueError):
+class ParameterFileError(ConfigError):
     """A parameter file that is missing, malformed, or has an unknown or invalid key."""
 
     def __init__(self, path: Path | str, key: str, detail: str):
         self.path, self.key = Path(path), key
-        super().__init__(f"{path}: {key}: {detail}")
+        super().__init__(detail if key == FILE_KEY else f"{path}: {key}: {detail}")
+
+
+def core_parameters(set_by_node: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The metadata of a node config field holding its core's config dataclass (its
+    `default_factory`): the core's scalar fields, except `set_by_node` (the node computes
+    them), are the node's ROS parameters, flat and under their own names (as the YAML files
+    have them), validated by the core."""
+    return {CORE: set_by_node}
 
 
 @dataclass(frozen=True)
@@ -114,60 +130,37 @@ class TeleopNodeConfig:
     task: str = "fetch-pick-and-place"
     device: str = "scripted"  # keyboard | gamepad | scripted
     robot: str = "fetch"  # the robot this node drives; must be the task's
-    control_rate_hz: float = 0.0  # 0: the task's rate
+    control_rate_hz: float = 0.0  # 0: the task's rate (the operator acts at this rate)
     stale_after_s: float = 0.0  # 0: three control periods
-    max_speed_m_s: float = 0.25  # Fetch: end-effector speed at full stick / held key
-    gamepad_index: int = 0  # SDL joystick index
     diagnostics_rate_hz: float = 2.0
+    # The operator's settings (hardware/teleop/config.py): max_speed_m_s, gamepad_index,
+    # deadzone, key timing, hand_start_preset, show_help.
+    teleop: TeleopConfig = field(
+        default_factory=TeleopConfig, metadata=core_parameters(set_by_node=("control_rate_hz",))
+    )
 
     def __post_init__(self) -> None:
         _known_task(self.task)
         if self.device not in TELEOP_DEVICES:
             raise ValueError(f"device {self.device!r} is not one of {TELEOP_DEVICES}")
-        _non_negative(self, "control_rate_hz", "stale_after_s", "gamepad_index")
-        _positive(self, "max_speed_m_s", "diagnostics_rate_hz")
-
-
-BACKENDS = ("serial", "sim", "bridge")
-SAFE_STATES = ("", "hold", "torque_off")
+        _non_negative(self, "control_rate_hz", "stale_after_s")
+        _positive(self, "diagnostics_rate_hz")
 
 
 @dataclass(frozen=True)
 class DriverNodeConfig:
-    """driver_node: a robot's hardware backend on the topic contract (hardware/)."""
+    """driver_node: a robot's hardware backend on the topic contract. The driver's settings
+    (hardware/driver_settings.py: robot, backend, port, rates, timeouts, limits, safe state)
+    are its parameters too; these are the node's own."""
 
-    robot: str = "fetch"  # a robot with a hardware table (hardware/robots.py)
-    backend: str = "serial"  # serial | sim | bridge
-    port: str = ""  # serial: the device path, e.g. /dev/serial/by-id/... (stable across replug)
-    baudrate: int = 1000000
-    task: str = ""  # sim backend / emulator scene resets: the task whose episodes run ("")
-    seed: int = 0  # episode k after start resets the scene (where the device can) with seed + k
-    cycle_rate_hz: float = 100.0  # read + safe write, every cycle
-    publish_rate_hz: float = 25.0  # joint_states rate (the policy's control rate)
-    command_max_age_s: float = 0.5  # stamps older than this are rejected at the boundary
-    command_timeout_s: float = 0.1  # host watchdog: a target older than this is not followed
-    goal_timeout_s: float = 2.0  # after a scene reset, longest hold for the episode's goal
-    allow_partial_joints_goal: bool = False  # as ros2_control: partial commands rejected
-    safe_state: str = ""  # "": the robot's table (hold for the arm, torque_off for the hand)
-    limits_path: str = ""  # YAML narrowing the limits per command name (hardware/config)
-    estop_latch_path: str = ""  # "": ~/.local/state/twinbridge/<robot>-estop.json
+    driver: DriverSettings = field(default_factory=DriverSettings, metadata=core_parameters())
     bridge_state_topic: str = ""  # bridge: the vendor stack's JointState topic
     bridge_command_topic: str = ""  # bridge: the vendor stack's JointTrajectory topic
     autostart: bool = True  # configure + activate at start (no lifecycle manager needed)
     diagnostics_rate_hz: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend {self.backend!r} is not one of {BACKENDS}")
-        if self.task:
-            _known_task(self.task)
-        if self.safe_state not in SAFE_STATES:
-            raise ValueError(f"safe_state {self.safe_state!r} is not one of {SAFE_STATES}")
-        _positive(self, "cycle_rate_hz", "publish_rate_hz", "command_max_age_s")
-        _positive(self, "command_timeout_s", "diagnostics_rate_hz", "baudrate")
-        _positive(self, "goal_timeout_s")
-        if self.publish_rate_hz > self.cycle_rate_hz:
-            raise ValueError("publish_rate_hz must be <= cycle_rate_hz")
+        _positive(self, "diagnostics_rate_hz")
 
 
 NODE_CONFIGS: dict[str, type] = {
@@ -203,22 +196,59 @@ def load_node_parameters(path: Path | str, node: str, namespace: str = "") -> di
     return merged
 
 
+def parameter_defaults(cls: type) -> dict[str, Any]:
+    """Every ROS parameter of node config `cls`, with its default value."""
+    return {name: f.default for name, (_, f) in _parameters(cls).items()}
+
+
 def node_config(cls: type[T], parameters: dict[str, Any], source: Path | str) -> T:
-    """`cls` built from parameters; unknown keys and wrong types name the file and key."""
-    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-    values = {}
+    """`cls` built from flat parameters; an unknown key, a wrong type or a value out of
+    range names the file and the key."""
+    known = _parameters(cls)
+    split: dict[str, dict[str, Any]] = {"": {}}
     for key, value in parameters.items():
         if key in ROS_BUILTIN_PARAMETERS:
             continue
         if key not in known:
+            valid = ", ".join(sorted(known))
             raise ParameterFileError(
-                source, key, f"unknown parameter for {cls.__name__}; valid: {sorted(known)}"
+                source, key, f"unknown parameter of {cls.__name__}; valid: {valid}"
             )
-        values[key] = _typed(known[key], value, source)
+        holder, declared = known[key]
+        split.setdefault(holder, {})[key] = _typed(declared, value, source)
+    values = split[""]
+    for outer in fields(cls):  # type: ignore[arg-type]
+        if CORE in outer.metadata:
+            values[outer.name] = _built(outer.default_factory, split.get(outer.name, {}), source)
+    return _built(cls, values, source)
+
+
+def _parameters(cls: type) -> dict[str, tuple[str, dataclasses.Field]]:
+    """name -> (the core field holding it, "" for the node's own; its dataclass Field)."""
+    found: dict[str, tuple[str, dataclasses.Field]] = {}
+    for outer in fields(cls):
+        if CORE in outer.metadata:
+            core: Any = outer.default_factory
+            inner = [
+                (outer.name, f)
+                for f in fields(core)
+                if f.name not in outer.metadata[CORE] and isinstance(f.default, SCALARS)
+            ]
+        else:
+            inner = [("", outer)]
+        for holder, declared in inner:
+            if declared.name in found:
+                raise TypeError(f"{cls.__name__}: parameter {declared.name!r} declared twice")
+            found[declared.name] = (holder, declared)
+    return found
+
+
+def _built(cls: Any, values: dict[str, Any], source: Path | str) -> Any:
     try:
         return cls(**values)
     except ValueError as e:
-        raise ParameterFileError(source, _key_in(str(e), values), str(e)) from e
+        scalars = [k for k, v in values.items() if isinstance(v, SCALARS)]
+        raise ParameterFileError(source, _key_in(str(e), scalars), str(e)) from e
 
 
 def _typed(field: dataclasses.Field, value: Any, source: Path | str) -> Any:
@@ -231,15 +261,10 @@ def _typed(field: dataclasses.Field, value: Any, source: Path | str) -> Any:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ParameterFileError(path, "<file>", "no such parameter file")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ParameterFileError(path, "<file>", f"not valid YAML: {e}") from e
-    if not isinstance(data, dict):
-        raise ParameterFileError(path, "<file>", "must map node names to ros__parameters")
-    return data
+        return load_yaml_mapping(path, "parameter file")
+    except ConfigError as e:
+        raise ParameterFileError(path, FILE_KEY, str(e)) from e
 
 
 def _ros_parameters(section: Any, path: Path, name: str) -> dict[str, Any]:
@@ -248,8 +273,12 @@ def _ros_parameters(section: Any, path: Path, name: str) -> dict[str, Any]:
     return dict(section["ros__parameters"])
 
 
-def _key_in(message: str, values: dict[str, Any]) -> str:
-    return next((key for key in values if key in message), "<value>")
+def _key_in(message: str, keys: list[str]) -> str:
+    """The key a validation message is about: the first one it names."""
+    found = {
+        m.start(): key for key in keys for m in re.finditer(rf"\b{re.escape(key)}\b", message)
+    }
+    return found[min(found)] if found else "<value>"
 
 
 def _known_task(task: str) -> None:

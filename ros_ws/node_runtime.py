@@ -11,6 +11,8 @@ callbacks, QoS events) runs guarded: an exception becomes one log line naming th
 callback, `callback_errors` in the counters, and a stop with EXIT_FAILED. Under rclpy's
 EventsExecutor an exception escaping a response or QoS-event callback kills the process
 with SIGSEGV, and one escaping a timer or subscription is logged FATAL by the executor.
+
+R22: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -171,12 +173,17 @@ class ContractNode(Node):
         )
 
     # -- endpoints with QoS events (R22) --------------------------------------------
-    def contract_publisher(self, msg_type: type, topic: str, qos: Any):
+    def contract_publisher(self, msg_type: type, topic: str, qos: Any, create: Any = None):
+        """A publisher whose QoS events are watched. `create`: another factory, such as a
+        lifecycle node's `create_lifecycle_publisher` (it bypasses our `create_publisher`,
+        so the events are guarded here)."""
         events = PublisherEventCallbacks(
             incompatible_qos=lambda event: self._incompatible(topic, event, qos, True),
             deadline=lambda event: self._count(f"offered_deadline_missed_{topic}"),
         )
-        return self.create_publisher(msg_type, topic, qos, event_callbacks=events)
+        if create is None:
+            return self.create_publisher(msg_type, topic, qos, event_callbacks=events)
+        return create(msg_type, topic, qos, event_callbacks=self._guarded_events(events, topic))
 
     def contract_subscription(
         self, msg_type: type, topic: str, callback, qos: Any, raw: bool = False

@@ -14,6 +14,8 @@ Why these choices (README "Topic contract" has the table):
   than a camera tick: the sim bringup's Fast DDS profile (config/fastdds_localhost.xml)
   loses 0 % where LOCALHOST's default 512 KiB segment loses most frames and UDP drops
   fragmented best-effort images (bench/control_loop.py, README).
+
+R22: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations

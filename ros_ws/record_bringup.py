@@ -7,6 +7,8 @@ namespace, on the same domain and discovery settings as `twinbridge sim` (so it 
 that graph), until Ctrl-C or SIGTERM, which it forwards: the node finishes the file
 (R16: within 5 s) and this command prints what was recorded. An existing file is
 continued only with --resume (after its last complete episode, R17).
+
+R16, R17: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ import sys
 from pathlib import Path
 
 from hardware.recording.errors import RecordingError
-from ros_ws.bringup_plan import ROBOT_NAMESPACES
 from ros_ws.contract import check_goal_fits
+from sim.robots import ROBOT_FOLDERS, get_robot
 
 STOP_TIMEOUT_S = 10.0  # after the forwarded signal; the node finishes well within 5 s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--robot", default="fetch", choices=sorted(ROBOT_NAMESPACES))
+    parser.add_argument("--robot", default="fetch", choices=sorted(ROBOT_FOLDERS))
     parser.add_argument("--out", type=Path, required=True, help="the .mcap file to write")
     parser.add_argument("--task", default="", help="the task being run (stored in the bag)")
     parser.add_argument(
@@ -53,7 +55,7 @@ def recorder_command(args: argparse.Namespace) -> list[str]:
         "extra_topics": args.extra_topics,
         "resume": "true" if args.resume else "false",
     }
-    ros_args = ["--ros-args", "-r", f"__ns:=/{ROBOT_NAMESPACES[args.robot]}"]
+    ros_args = ["--ros-args", "-r", f"__ns:=/{get_robot(args.robot).namespace}"]
     for key, value in params.items():
         text = value if key == "resume" else f'"{value}"'
         ros_args += ["-p", f"{key}:={text}"]

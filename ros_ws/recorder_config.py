@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from hardware.recording.errors import RecordingError
 from hardware.recording.topics import recorded_topics
 from hardware.recording.writer import BagWriterConfig
+from sim.robots import ROBOT_FOLDERS
 from sim.tasks import TASKS
-
-RECORDER_ROBOTS = ("fetch", "shadow_hand")
 
 
 @dataclass(frozen=True)
@@ -34,8 +33,8 @@ class RecorderNodeConfig:
     def __post_init__(self) -> None:
         if self.output_path and not self.output_path.endswith(".mcap"):
             raise ValueError(f"output_path must end in .mcap, got {self.output_path!r}")
-        if self.robot not in RECORDER_ROBOTS:
-            raise ValueError(f"robot {self.robot!r} is not one of {RECORDER_ROBOTS}")
+        if self.robot not in ROBOT_FOLDERS:
+            raise ValueError(f"robot {self.robot!r} is not one of {ROBOT_FOLDERS}")
         if self.task and self.task not in TASKS:
             raise ValueError(f"task {self.task!r} is not registered; valid: {sorted(TASKS)}")
         for name in ("topic_timeout_s", "diagnostics_rate_hz"):

@@ -10,6 +10,8 @@ statuses on `diagnostics` (hardware/recording/relay.py). Topics silent for
 `topic_timeout_s` are named in the log and in diagnostics. SIGINT/SIGTERM: what is
 still queued is written first (until quiet for 0.3 s, at most 3 s: the bringups stop the
 publishers before the recorder), then the file is finished (summary, indexes, CRCs) (R16).
+
+R16: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations

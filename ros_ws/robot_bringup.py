@@ -8,6 +8,8 @@ Starts what ros_ws/launch/robot.launch.py starts (ros_ws/bringup_plan.py: the sa
 and ros_ws/config/robot.yaml), supervised like `twinbridge sim`. It refuses an open network
 (R21: discovery must be limited and SROS2 enforced) unless `--host-only`, which keeps every
 participant on this host instead (a bench rig, or a robot PC whose nodes all run locally).
+
+R21: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -22,13 +24,11 @@ from ros_ws.bringup_plan import ROBOT_CONFIG, ROBOT_NODES, plan
 from ros_ws.contract import check_goal_fits
 from ros_ws.discovery import default_domain_id, lint_environment, sim_environment
 from sim.errors import TwinbridgeError
-
-# The hand's default is a pose goal: hand-reach's 15-value goal does not fit the contract.
-DEFAULT_TASKS = {"fetch": "fetch-push", "shadow_hand": "hand-block"}
+from sim.robots import ROBOT_FOLDERS, get_robot
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--robot", required=True, choices=sorted(DEFAULT_TASKS))
+    parser.add_argument("--robot", required=True, choices=sorted(ROBOT_FOLDERS))
     parser.add_argument("--port", required=True, help="serial device (a udev symlink is best)")
     parser.add_argument("--task", default=None, help="task (default: the robot's zoo task)")
     parser.add_argument("--policy", default=None, help="ONNX policy (default: zoo/<task>.onnx)")
@@ -44,11 +44,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.episodes < 0:
         raise TwinbridgeError(f"--episodes must be >= 0, got {args.episodes}")
-    args.task = args.task or DEFAULT_TASKS[args.robot]
+    _check_port(args.port)
+    args.task = args.task or get_robot(args.robot).default_task
     check_goal_fits(args.task)
     launches = plan(ROBOT_NODES, args.config, _overrides(args))
     args.log_dir.mkdir(parents=True, exist_ok=True)
     return supervise(args, launches, _environment(args))
+
+
+def _check_port(port: str) -> None:
+    """A wrong --port is the common mistake: refuse it before any process starts."""
+    if not Path(port).exists():
+        raise TwinbridgeError(
+            f"--port {port}: no such device; check the cable and the path (ls /dev/serial/by-id/)"
+        )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:

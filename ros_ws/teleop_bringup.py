@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from hardware.teleop.bindings import teleop_bindings
 from ros_ws.bringup import (
     Emulated,
     _check_hardware_flags,
@@ -82,6 +83,7 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.episodes < 1:
         raise TwinbridgeError(f"--episodes must be >= 1, got {args.episodes}")
     check_goal_fits(args.task)
+    teleop_bindings(_robot(args.task))  # one line naming the robot.yaml without `teleop:`
     if args.fast and args.device != "scripted":
         raise TwinbridgeError("--fast runs sim time faster than a human: use --device scripted")
     if args.device == "scripted" and args.task not in ScriptedFetchPolicy.TASKS:

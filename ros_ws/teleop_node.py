@@ -14,6 +14,7 @@ task's step limit (task_node), not at the operator's say.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from rclpy.client import Client
@@ -21,7 +22,7 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from hardware.teleop import TeleopConfig, make_operator
+from hardware.teleop import make_operator
 from policies.controller import PolicyController
 from ros_ws import adapters, health
 from ros_ws.controller_inputs import subscribe_controller_inputs
@@ -39,7 +40,8 @@ class TeleopNode(ContractNode):
         if mirror.robot != cfg.robot:
             raise ValueError(f"task {cfg.task!r} is a {mirror.robot} task; robot is {cfg.robot!r}")
         rate = cfg.control_rate_hz or 1.0 / mirror.dt
-        self.operator = make_operator(cfg.device, cfg.task, _teleop_config(cfg, rate))
+        operator_config = dataclasses.replace(cfg.teleop, control_rate_hz=rate)
+        self.operator = make_operator(cfg.device, cfg.task, operator_config)
         self.controller = PolicyController(
             self.operator, mirror, cfg.stale_after_s or 3.0 / rate, rate
         )
@@ -96,12 +98,6 @@ class TeleopNode(ContractNode):
 
     def close(self) -> None:
         self.operator.close()  # restores the terminal before anything else prints
-
-
-def _teleop_config(cfg: TeleopNodeConfig, rate_hz: float) -> TeleopConfig:
-    return TeleopConfig(
-        max_speed_m_s=cfg.max_speed_m_s, control_rate_hz=rate_hz, gamepad_index=cfg.gamepad_index
-    )
 
 
 def main(args: list[str] | None = None) -> None:

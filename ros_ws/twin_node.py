@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
@@ -28,7 +27,7 @@ from ros_ws.camera_publisher import CameraPublisher
 from ros_ws.node_configs import TwinNodeConfig
 from ros_ws.node_runtime import ContractNode, run_node
 from ros_ws.qos import control_qos, estop_qos, latched_qos
-from sim.contract.command_rules import CommandRejected, CommandRules, check_episode
+from sim.contract.command_rules import CommandRejected
 from sim.contract.episode_gate import ResetRefused
 from sim.latency import LatencyTracker
 from sim.twin_loop import TwinLoop
@@ -41,11 +40,7 @@ class TwinNode(ContractNode):
         cfg: TwinNodeConfig = self.config
         self.loop = TwinLoop(cfg.task, cfg.seed)
         period = self.loop.control_period_s
-        low, high = self.loop.io.command_limits(self.loop.twin)
-        self.rules = CommandRules(
-            self.loop.io.command_names, low, high, cfg.command_max_age_s,
-            allow_partial=cfg.allow_partial_joints_goal,
-        )  # fmt: skip
+        self.rules = self.loop.command_rules(cfg.command_max_age_s, cfg.allow_partial_joints_goal)
         self.latency = LatencyTracker(deadline_s=period)
         qos = control_qos(1.0 / period)
         self.state_pub = self.contract_publisher(JointState, "joint_states", qos)
@@ -119,13 +114,11 @@ class TwinNode(ContractNode):
         now = time.monotonic()
         try:
             targets = adapters.trajectory_targets(msg, self.loop.stamp_s, self.rules)
-            check_episode(adapters.stamp_ns(msg.header.stamp), self.loop.episode_start_ns)
-            if self.loop.estopped:
-                raise CommandRejected("estop", "e-stop latched")
+            stamp = adapters.stamp_ns(msg.header.stamp)
+            self.loop.check_command(stamp)
         except CommandRejected as e:
             self.reject(e)
             return
-        stamp = adapters.stamp_ns(msg.header.stamp)
         self.latency.answered(stamp, now)
         self._command = (stamp, targets)
         self.counters["commands_accepted"] += 1
@@ -135,8 +128,7 @@ class TwinNode(ContractNode):
     def _on_goal(self, msg: PoseStamped) -> None:
         if not self.loop.gate.awaiting_goal:
             return
-        goal = adapters.goal_from_msg(msg, self.loop.task.goal_dim)
-        if np.allclose(goal, self.loop.env.goal, atol=1e-9):
+        if self.loop.is_episode_goal(adapters.goal_from_msg(msg, self.loop.task.goal_dim)):
             self._start_episode()
         else:
             self.counters["goals_of_another_episode"] += 1
@@ -176,14 +168,10 @@ class TwinNode(ContractNode):
         return response
 
     def _on_estop(self, request: SetBool.Request, response: SetBool.Response):
-        if not request.data:
-            response.success = False
-            response.message = "the e-stop is released only by the 'enable' service"
-            return response
-        self.loop.engage_estop("estop service")
-        self.get_logger().warning("e-stop engaged: holding every actuator")
-        self._publish_estop()
-        response.success, response.message = True, "e-stop latched"
+        response.success, response.message = self.loop.estop_request(request.data)
+        if response.success:
+            self.get_logger().warning("e-stop engaged: holding every actuator")
+            self._publish_estop()
         return response
 
     def _on_enable(self, request: Trigger.Request, response: Trigger.Response):
@@ -199,15 +187,12 @@ class TwinNode(ContractNode):
     def diagnostics_values(self) -> dict[str, object]:
         summary = self.latency.summary()
         return {
-            "episodes": self.loop.episodes,
-            "holding_for_goal": self.loop.gate.holding,
-            "estop": self.loop.estop_reason or "",
+            **self.loop.diagnostics(),
             "latency_samples": summary.samples,
             "latency_p50_ms": summary.p50_ms,
             "latency_p99_ms": summary.p99_ms,
             "latency_max_ms": summary.max_ms,
             "deadline_misses": summary.deadline_misses,
-            "clipped_controls": self.loop.twin.clipped_controls,
             "video_frames_dropped": self._video.dropped if self._video else 0,
         }
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
-from policies.errors import PolicyError
 from sim.errors import TwinbridgeError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -53,11 +53,17 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line naming the value, like every other error
+    of the command (exit 2); subcommand parsers inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (all subcommands)."""
-    parser = argparse.ArgumentParser(
-        prog="twinbridge", description="Twinbridge: sim-to-real control stack."
-    )
+    parser = OneLineParser(prog="twinbridge", description="Twinbridge: sim-to-real control stack.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in SUBCOMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
@@ -71,12 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
-    except (TwinbridgeError, PolicyError) as e:
-        print(f"twinbridge {args.command}: error: {e}", file=sys.stderr)
+    except TwinbridgeError as e:
+        print(f"twinbridge {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"twinbridge {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def one_line(message: BaseException | str) -> str:
+    """A message on one line (a YAML or ONNX error's text may span several)."""
+    return " ".join(str(message).split())
 
 
 if __name__ == "__main__":

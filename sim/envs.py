@@ -32,7 +32,7 @@ import numpy as np
 from gymnasium import spaces
 
 from sim.errors import ControlError
-from sim.tasks import TASKS, get_task_spec, task_class
+from sim.tasks import TASKS, TaskSpec, get_task_spec, task_class
 from sim.tasks.base import Task
 from sim.twin import Twin
 
@@ -240,20 +240,34 @@ def make_env(task: str, render_mode: str | None = None, **kwargs: Any):
 
 def register_all() -> None:
     """Register every task id with Gymnasium (idempotent)."""
-    seen: set[str] = set()
-    for spec in TASKS.values():
-        if spec.gym_id in seen or spec.gym_id in gym.registry:
+    for gym_id, specs in _specs_by_gym_id().items():
+        if gym_id in gym.registry:
             continue
-        seen.add(spec.gym_id)
-        default_kwargs = {"task": spec.task_class}
-        if spec.gym_id == "twinbridge/HandBlock-v0":
-            default_kwargs["variant"] = "full"
         gym.register(
-            id=spec.gym_id,
+            id=gym_id,
             entry_point="sim.envs:make_env",
-            kwargs=default_kwargs,
-            max_episode_steps=spec.max_episode_steps,
+            kwargs={"task": specs[0].task_class, **_shared_kwargs(specs)},
+            max_episode_steps=specs[0].max_episode_steps,
         )
+
+
+def _specs_by_gym_id() -> dict[str, list[TaskSpec]]:
+    groups: dict[str, list[TaskSpec]] = {}
+    for spec in TASKS.values():
+        groups.setdefault(spec.gym_id, []).append(spec)
+    return groups
+
+
+def _shared_kwargs(specs: list[TaskSpec]) -> dict[str, Any]:
+    """The constructor arguments an id carries: those every task sharing it has alike (a
+    robot's declared task: all of them); the others (a variant) are chosen at make time,
+    and the task class's own default applies when none is given."""
+    first = specs[0].kwargs
+    return {
+        key: value
+        for key, value in first.items()
+        if all(key in s.kwargs and s.kwargs[key] == value for s in specs)
+    }
 
 
 def make_task_env(name: str, **kwargs: Any) -> gym.Env:

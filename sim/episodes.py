@@ -12,12 +12,14 @@ Run: `python -c "from sim.episodes import EpisodeJudge; j = EpisodeJudge('fetch-
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sim.mirror import ObjectPose, TaskMirror
+from sim.contract.samples import ObjectPose
+from sim.mirror import TaskMirror
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,19 @@ class EpisodeResult:
     steps: int
     answered_states: int = -1  # states of the judged episode a command answered (-1: unknown)
     first_stamp_ns: int = 0  # the judged episode's first state (0: unknown)
+
+    def report(self, successes: str) -> dict[str, object]:
+        """task_node's `task_node/episode` status values (`successes`: all so far, "1"/"0"
+        per episode, so a late reader misses nothing)."""
+        return {
+            "episode": self.index,
+            "seed": self.seed,
+            "success": self.success,
+            "final_distance": round(self.final_distance, 5),
+            "answered_states": self.answered_states,
+            "first_judged_stamp_ns": self.first_stamp_ns,
+            "successes": successes,
+        }
 
 
 @dataclass
@@ -57,6 +72,27 @@ class EpisodeJudge:
     @property
     def success_rate(self) -> float:
         return float(np.mean([r.success for r in self.results])) if self.results else 0.0
+
+    @property
+    def successes(self) -> str:
+        """ "1" / "0" per judged episode, in order."""
+        return "".join("1" if r.success else "0" for r in self.results)
+
+    def summary(self) -> dict[str, object]:
+        """task_node's `task_node/done` status values."""
+        rate, successes = self.success_rate, self.successes
+        return {"episodes": len(self.results), "success_rate": rate, "successes": successes}
+
+    def start_report(self, seed: int, goal: np.ndarray, first_stamp_ns: int) -> dict[str, object]:
+        """The `task_node/episode_start` marker recorders keep: episode, task, seed, goal."""
+        return {
+            "episode": len(self.results),
+            "seed": seed,
+            "task": self.task,
+            "robot": self.mirror.robot,
+            "goal": json.dumps([round(float(v), 9) for v in goal]),
+            "first_stamp_ns": first_stamp_ns,
+        }
 
     def start(self, seed: int, first_stamp_s: float = 0.0) -> np.ndarray:
         """Begin the episode the env runs with `seed`, whose first state is stamped
@@ -190,3 +226,16 @@ class EpisodeTracker:
             self.unanswered_episodes += 1
             self._from_ns = self._reset_stamp_ns
         return self._from_ns
+
+
+def parse_reset_answer(message: str) -> dict[str, int] | None:
+    """`seed=<n> [stamp_ns=<t>]` from the message of a successful `reset` (words without
+    `=` are a note, e.g. that the device could not reset its scene), or None."""
+    values = {}
+    for key, is_field, value in (word.partition("=") for word in message.split()):
+        if is_field:
+            try:
+                values[key] = int(value)
+            except ValueError:
+                return None
+    return values if "seed" in values else None

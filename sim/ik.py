@@ -328,8 +328,8 @@ def _object_id(model: mujoco.MjModel, kind: mujoco.mjtObj, name: str, label: str
 
 def demo() -> IKResult:
     """Solve one Fetch gripper target from the model's default pose."""
-    from sim.robots import load_model
     from sim.robots.fetch.builder import ARM_JOINTS, GRIP_SITE
+    from sim.robots.models import load_model
 
     ik = DlsIK(load_model("fetch", "reach"), GRIP_SITE, ARM_JOINTS)
     return ik.solve(np.array([1.3, 0.75, 0.6]), np.array([0.7071068, 0.0, 0.7071068, 0.0]))

@@ -16,32 +16,17 @@ Run: `python -c "from sim.mirror import TaskMirror; m = TaskMirror('fetch-push')
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import mujoco
 import numpy as np
 from numpy.typing import ArrayLike
 
+from sim.contract.samples import ObjectPose
 from sim.envs import make_env
 from sim.errors import ControlError, StateError
 from sim.robot_io import RobotIO
 from sim.tasks import get_task_spec
 
 _FREE = int(mujoco.mjtJoint.mjJNT_FREE)
-
-
-@dataclass(frozen=True)
-class ObjectPose:
-    """A measured object pose: position (m, world) and orientation (w, x, y, z), stamped in
-    integer nanoseconds (a float of seconds since 1970 cannot hold nanoseconds)."""
-
-    position_m: np.ndarray
-    quaternion_wxyz: np.ndarray
-    stamp_ns: int
-
-    @property
-    def stamp_s(self) -> float:
-        return self.stamp_ns * 1e-9
 
 
 class TaskMirror:

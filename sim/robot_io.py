@@ -5,7 +5,8 @@
 ros2_control joint_trajectory_controller would use: the joint a servo drives (Fetch arm),
 or the actuator itself where one actuator moves a coupled pair (Fetch gripper, the hand's
 tendon-coupled distal joints). The twin, the hardware drivers and the policy node all read
-these tables, so the order and names are never implied by position in code.
+these tables (`sim/robots/<robot>/robot.yaml`), so the order and names are never implied
+by position in code.
 """
 
 from __future__ import annotations
@@ -13,18 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-import mujoco
 import numpy as np
 
-from sim.robots.fetch.builder import ARM_ACTUATORS, ARM_JOINTS, GRIPPER_ACTUATOR
+from sim.robots import get_robot
 from sim.twin import Twin
-
-# command name -> actuator name, per robot; robots not listed use their actuator names.
-COMMAND_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
-    "fetch": (*zip(ARM_JOINTS, ARM_ACTUATORS, strict=True), ("gripper", GRIPPER_ACTUATOR)),
-}
-
-_ONE_DOF = {int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)}
 
 
 @dataclass(frozen=True)
@@ -41,17 +34,14 @@ class RobotIO:
 
     @classmethod
     def of(cls, robot: str, twin: Twin) -> RobotIO:
-        """The robot's reported joints (1-DoF joints of its model) and command table."""
+        """The robot's reported joints and command table (its robot.yaml), in `twin`."""
         model = twin.model
-        joints = tuple(
-            name for i, name in enumerate(twin.joint_names) if int(model.jnt_type[i]) in _ONE_DOF
-        )
-        table = COMMAND_TABLES.get(robot, tuple((a, a) for a in twin.actuator_names))
-        actuators = tuple(actuator for _, actuator in table)
+        description = get_robot(robot)
+        joints, actuators = description.joints, description.command_actuators
         return cls(
             robot=robot,
             joint_names=joints,
-            command_names=tuple(name for name, _ in table),
+            command_names=description.command_names,
             command_actuators=actuators,
             qpos_indices=twin.qpos_indices(joints),
             qvel_indices=twin.qvel_indices(joints),

@@ -14,7 +14,7 @@ import mujoco
 import numpy as np
 
 from sim.errors import ControlError, PhysicsError, StateError, UnknownNameError
-from sim.robots import load_model
+from sim.robots.models import load_model
 
 # Everything needed to continue a simulation bit-exactly (time, qpos, qvel, act, warmstart,
 # ctrl, applied forces, mocap, equality activations, user data, plugin state).

@@ -11,34 +11,17 @@ Run: `python -c "from sim.twin_loop import TwinLoop; t = TwinLoop('fetch-push');
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from sim.contract.command_rules import CommandRejected
+from sim.contract.command_rules import CommandRejected, CommandRules, check_episode
 from sim.contract.episode_gate import EpisodeGate, ResetPlan
+from sim.contract.samples import JointStateSample, ObjectPose
 from sim.envs import make_env
 from sim.errors import PhysicsError, StateError
-from sim.mirror import ObjectPose
 from sim.robot_io import RobotIO
 from sim.tasks import get_task_spec
 
 _FREE = 0  # mujoco.mjtJoint.mjJNT_FREE
-
-
-@dataclass(frozen=True)
-class JointStateSample:
-    """One joint_states message's content, in `RobotIO.joint_names` order."""
-
-    stamp_ns: int
-    names: tuple[str, ...]
-    positions: np.ndarray
-    velocities: np.ndarray
-    efforts: np.ndarray
-
-    @property
-    def stamp_s(self) -> float:
-        return self.stamp_ns * 1e-9
 
 
 class TwinLoop:
@@ -52,7 +35,7 @@ class TwinLoop:
         self.io = RobotIO.of(self.task.robot, self.twin)
         self.control_period_s = self.env.dt
         self.seed = seed
-        self.gate = EpisodeGate(seed, self.task.max_episode_steps)
+        self.gate = EpisodeGate(seed, spec.max_episode_steps)  # the registered length
         self.estop_reason: str | None = None
         self.episode_start_ns = 0  # the stamp of the current episode's first state
         # Stamps count control periods in integer nanoseconds: exact, so a command's stamp
@@ -97,6 +80,23 @@ class TwinLoop:
         self.gate.commit(plan)
         return plan
 
+    def command_rules(self, max_age_s: float, allow_partial: bool) -> CommandRules:
+        """The boundary checks of a `joint_command` for this robot's commands."""
+        low, high = self.io.command_limits(self.twin)
+        names = self.io.command_names
+        return CommandRules(names, low, high, max_age_s, allow_partial=allow_partial)
+
+    def check_command(self, stamp_ns: int) -> None:
+        """`CommandRejected` unless a command answering the state stamped `stamp_ns` may
+        be applied: not one answering an older episode, nothing under the e-stop."""
+        check_episode(stamp_ns, self.episode_start_ns)
+        if self.estopped:
+            raise CommandRejected("estop", "e-stop latched")
+
+    def is_episode_goal(self, goal: np.ndarray) -> bool:
+        """Whether a received goal is the current episode's (its env sampled it)."""
+        return bool(np.allclose(goal, self.env.goal, atol=1e-9))
+
     def goal_received(self) -> None:
         """The episode's goal is known (twin_node checks it is this episode's): it runs."""
         self.gate.goal_arrived()
@@ -134,6 +134,22 @@ class TwinLoop:
     def release_estop(self) -> None:
         """Explicitly release the latch; targets stay at the held positions."""
         self.estop_reason = None
+
+    def estop_request(self, engage: bool) -> tuple[bool, str]:
+        """The `estop` service, as on the hardware: true latches; false is refused (only
+        `enable` releases the latch)."""
+        if not engage:
+            return False, "the e-stop is released only by the 'enable' service"
+        self.engage_estop("estop service")
+        return True, "e-stop latched"
+
+    def diagnostics(self) -> dict[str, object]:
+        return {
+            "episodes": self.episodes,
+            "holding_for_goal": self.gate.holding,
+            "estop": self.estop_reason or "",
+            "clipped_controls": self.twin.clipped_controls,
+        }
 
     def _hold(self) -> None:
         """Targets := where each actuator is now (position servos then hold still)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from policies.training.checkpoint import CheckpointState, load_checkpoint
-from policies.training.trainer import run_training
+from policies.training.loop import run_training
 
 
 def straight_and_resumed(

@@ -8,6 +8,8 @@ images: only the 0.5 s time-based flush bounds their loss), every episode it had
 is intact (both markers, only its own messages), and RSS stays bounded.
 R16: SIGTERM finishes the file within 5 s; it passes a full read with summary and every
 CRC, and its episode indices have no gaps.
+
+R14, R16: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ records two more episodes. The result must have episode indices
 0..N-1, every episode complete, wholly from one run (never a mix of A and B messages),
 with monotonic log times; every episode A had ended is kept. A gapped or non-monotonic
 file is refused with instructions and left unchanged.
+
+R17: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations

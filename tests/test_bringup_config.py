@@ -3,6 +3,8 @@
 The launch files are standard ROS 2 launch files; the `launch` and `launch_ros` packages
 are not on PyPI, so minimal stand-ins record what the files would start. That is enough to
 check that they start the same nodes with the same parameters as `twinbridge sim`.
+
+R21: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import importlib.util
 import subprocess
 import sys
 import types
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
+from hardware.driver_settings import DriverSettings
 from ros_ws.bringup_plan import (
+    EMULATOR_NODES,
     ROBOT_CONFIG,
     ROBOT_NODES,
     SIM_CONFIG,
@@ -25,9 +30,12 @@ from ros_ws.bringup_plan import (
 from ros_ws.discovery import HOST_ONLY_PROFILE, lint_environment, sim_environment
 from ros_ws.node_configs import (
     NODE_CONFIGS,
+    DriverNodeConfig,
     ParameterFileError,
+    TeleopNodeConfig,
     load_node_parameters,
     node_config,
+    parameter_defaults,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +71,7 @@ def test_bad_parameter_files_name_the_file_and_the_key(case: str, tmp_path: Path
 
 
 def test_a_missing_parameter_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ParameterFileError, match="no such parameter file"):
+    with pytest.raises(ParameterFileError, match=r"parameter file .* does not exist"):
         load_node_parameters(tmp_path / "nope.yaml", "twin_node")
 
 
@@ -79,6 +87,52 @@ def test_node_specific_sections_override_the_wildcard(tmp_path: Path) -> None:
         "task_node:\n  ros__parameters:\n    episodes: 5\n"
     )
     assert load_node_parameters(path, "task_node")["episodes"] == 5
+
+
+def test_node_parameters_are_declared_once_from_the_core_dataclasses() -> None:
+    """driver_node's and teleop_node's parameters are their cores' fields (flat, as the
+    YAML files have them) plus the node's own; no name is written twice."""
+    driver = parameter_defaults(DriverNodeConfig)
+    settings = {f.name for f in fields(DriverSettings)}
+    node_only = {"bridge_state_topic", "bridge_command_topic", "autostart", "diagnostics_rate_hz"}
+    assert set(driver) == settings | node_only
+    teleop = parameter_defaults(TeleopNodeConfig)
+    assert {"max_speed_m_s", "gamepad_index", "deadzone", "key_hold_s"} <= set(teleop)
+    assert teleop["control_rate_hz"] == 0.0  # the node's own (0: the task's rate)
+    for cls in NODE_CONFIGS.values():
+        parameter_defaults(cls)  # a name declared twice raises
+    config = node_config(DriverNodeConfig, {"port": "/dev/x", "cycle_rate_hz": 200}, "p.yaml")
+    assert config.driver.port == "/dev/x" and config.driver.cycle_rate_hz == 200.0
+
+
+CORE_ERRORS: dict[str, tuple[str, dict[str, object], str]] = {
+    "driver range": ("driver_node", {"publish_rate_hz": 500.0}, "publish_rate_hz"),
+    "driver choice": ("driver_node", {"safe_state": "limp"}, "safe_state"),
+    "driver type": ("driver_node", {"baudrate": "fast"}, "baudrate"),
+    "teleop range": ("teleop_node", {"max_speed_m_s": -1.0}, "max_speed_m_s"),
+    "teleop type": ("teleop_node", {"gamepad_index": "one"}, "gamepad_index"),
+    "misspelled": ("driver_node", {"prot": "/dev/x"}, "prot"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORE_ERRORS))
+def test_core_parameters_are_checked_by_the_core_naming_the_key(case: str) -> None:
+    node, parameters, key = CORE_ERRORS[case]
+    with pytest.raises(ParameterFileError) as caught:
+        node_config(NODE_CONFIGS[node], parameters, "p.yaml")
+    assert caught.value.key == key and "\n" not in str(caught.value)
+
+
+def test_a_misspelled_driver_parameter_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "/**:\n  ros__parameters:\n    use_sim_time: false\n"
+        "driver_node:\n  ros__parameters:\n    baud_rate: 115200\n"
+    )
+    with pytest.raises(ParameterFileError) as caught:
+        plan(EMULATOR_NODES, path)
+    message = str(caught.value)
+    assert caught.value.key == "baud_rate" and str(path) in message and "\n" not in message
 
 
 # -- discovery (R21) -----------------------------------------------------------------

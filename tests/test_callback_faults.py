@@ -5,6 +5,8 @@ Each case starts the real node as its own process (tests/fault_injection.py) wit
 callback made to raise, and a plain rclpy peer that makes that callback run. Under rclpy's
 EventsExecutor an exception escaping a response callback or a QoS-event callback used to
 kill the process with SIGSEGV (task_node: exit -11).
+
+R10: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations

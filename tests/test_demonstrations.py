@@ -18,17 +18,18 @@ import torch
 from resume_runs import straight_and_resumed
 
 from hardware.recording.dataset import META_FILE, DemonstrationError, load_dataset, write_dataset
-from policies.training.config import HerSacConfig
-from policies.training.demonstrations import (
+from policies.training.errors import CheckpointMismatchError, TrainingConfigError
+from policies.training.her.config import HerSacConfig
+from policies.training.her.demonstrations import (
     DemoBuffer,
     behaviour_cloning_loss,
     demo_actor_term,
     q_filter_mask,
 )
-from policies.training.errors import CheckpointMismatchError, TrainingConfigError
-from policies.training.sac import Batch, SacAgent
-from policies.training.td3 import Td3Agent
-from policies.training.trainer import HerSacTrainer, run_training
+from policies.training.her.sac import Batch, SacAgent
+from policies.training.her.td3 import Td3Agent
+from policies.training.her.trainer import HerSacTrainer
+from policies.training.loop import run_training
 from sim.envs import make_task_env
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "demonstrations.py"

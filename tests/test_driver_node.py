@@ -13,6 +13,8 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from emulated_device import EmulatedDevice
 from geometry_msgs.msg import PoseStamped
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 from ros_processes import (
     LATCHED,
     Client,
@@ -24,6 +26,8 @@ from ros_processes import (
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
+
+from sim.robots import get_robot
 
 GOAL = (1.30, 0.80, 0.42)
 
@@ -113,3 +117,58 @@ def _moving(device: EmulatedDevice) -> bool:
 
 def private_domain_of(client: Client) -> int:
     return client.context.get_domain_id()
+
+
+def test_a_lifecycle_manager_drives_the_driver_through_its_transitions(tmp_path: Path) -> None:
+    """With `autostart` off the driver waits UNCONFIGURED, its services answering; the
+    transitions `ros2 lifecycle set` sends then bring it up and down as lifecycle_py's
+    talker: states only while ACTIVE, torque off at cleanup, the process ends at shutdown."""
+    domain = private_domain()
+    device = EmulatedDevice("fetch", tmp_path)
+    driver = NodeProcess(
+        "driver_node", domain, tmp_path, port=device.port, autostart=False,
+        estop_latch_path=str(tmp_path / "estop.json"),
+    )  # fmt: skip
+    client = Client(domain)
+    states = client.collect(JointState, "/fetch/joint_states")
+    estop_state = client.collect(Bool, "/fetch/estop_state", LATCHED)
+
+    def transition(name: str, label: str) -> None:
+        request = ChangeState.Request(transition=Transition(id=getattr(Transition, name)))
+        assert client.call(ChangeState, "/fetch/driver_node/change_state", request).success
+        answer = client.call(GetState, "/fetch/driver_node/get_state", GetState.Request())
+        assert answer.current_state.label == label, name
+
+    def states_within(seconds: float) -> int:
+        count = len(states)
+        client.spin_for(seconds)
+        return len(states) - count
+
+    try:
+        reply = client.call(Trigger, "/fetch/enable", Trigger.Request())
+        assert not reply.success and "not configured" in reply.message
+        transition("TRANSITION_CONFIGURE", "inactive")
+        client.wait_for(lambda: bool(estop_state), 10, "estop_state of the configured driver")
+        assert states_within(0.5) == 0 and device.events("enable") == []
+        transition("TRANSITION_ACTIVATE", "active")
+        client.wait_for(lambda: len(states) > 10, 10, "joint_states of the active driver")
+        transition("TRANSITION_DEACTIVATE", "inactive")
+        client.spin_for(0.2)
+        assert states_within(0.5) == 0
+        transition("TRANSITION_CLEANUP", "unconfigured")
+        client.spin_for(0.2)
+        assert {e["servo"] for e in device.events("torque_disable")} == set(
+            get_robot("fetch").command_names
+        )
+        transition("TRANSITION_CONFIGURE", "inactive")
+        transition("TRANSITION_ACTIVATE", "active")
+        client.wait_for(lambda: states_within(0.2) > 0, 10, "states after a re-activation")
+        request = ChangeState.Request(
+            transition=Transition(id=Transition.TRANSITION_ACTIVE_SHUTDOWN)
+        )
+        assert client.call(ChangeState, "/fetch/driver_node/change_state", request).success
+        assert driver.process.wait(timeout=10) == 0, driver.log_text()[-2000:]
+    finally:
+        client.close()
+        driver.stop()
+        device.stop()

@@ -13,12 +13,12 @@ import torch
 from policy_fixtures import task_dims
 from torch import nn
 
-from policies.card import ModelCard
+from policies.card import ModelCard, update_card_metrics
 from policies.errors import ExportError, ExportParityError, PolicyGraphError
-from policies.export import ExportConfig, export_policy, update_card_metrics
-from policies.graph import LstmPolicyGraph, MlpPolicyGraph
 from policies.observation import flatten_observation, observation_spec
 from policies.runtime import PolicyRunner
+from policies.training.export import ExportConfig, export_policy
+from policies.training.export.graph import LstmPolicyGraph, MlpPolicyGraph
 from sim.envs import make_task_env
 from sim.tasks import TASKS
 

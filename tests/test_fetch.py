@@ -14,8 +14,8 @@ import pytest
 from sim.envs import make_task_env
 from sim.errors import UnknownNameError
 from sim.ik import DlsIK
-from sim.robots import load_model
 from sim.robots.fetch.builder import ARM_ACTUATORS, ARM_JOINTS, GRIP_SITE, SCENES
+from sim.robots.models import load_model
 from sim.scripted import ScriptedFetchPolicy, success_rate
 from sim.tasks.fetch import DOWN_QUAT, IK_SEED
 from sim.twin import Twin

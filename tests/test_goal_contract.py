@@ -17,9 +17,9 @@ import pytest
 from ros_ws import adapters
 from ros_ws.bringup_plan import SIM_CONFIG, SIM_NODES, plan, teleop_nodes
 from ros_ws.contract import GOAL_LAYOUTS, ContractError, check_goal_fits, goal_size
-from ros_ws.robot_bringup import DEFAULT_TASKS
 from sim.cli import main
 from sim.envs import make_task_env
+from sim.robots import ROBOT_FOLDERS, get_robot
 from sim.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,8 +101,8 @@ def test_the_launch_files_plan_refuses_it_too() -> None:
 
 
 def test_each_robot_bringup_default_task_fits_the_contract() -> None:
-    for task in DEFAULT_TASKS.values():
-        check_goal_fits(task)
+    for robot in ROBOT_FOLDERS:
+        check_goal_fits(get_robot(robot).default_task)
 
 
 def test_the_real_command_exits_2_without_a_traceback(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 import sim.envs
 from sim.errors import UnknownNameError
-from sim.robots import load_model
+from sim.robots.models import load_model
 from sim.robots.shadow_hand.builder import FINGERTIP_SITES, POSE_CAMERAS, VIDEO_CAMERA
 from sim.tasks import TASKS
 from sim.tasks.hand import HandBlock, HandPen, HandReach

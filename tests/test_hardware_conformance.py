@@ -2,6 +2,8 @@
 pseudo-terminal, a separate process) and the ROS-topic bridge (to a vendor-like stack: a
 twin_node process in /vendor). Each backend must honour the same lifecycle and the same
 safety behaviour; only how bytes or messages move differs.
+
+R2, R3, R4, R9: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -17,29 +19,38 @@ from emulated_device import EmulatedDevice, run_cycles
 from hardware.backends import BackendRequest, make_interface
 from hardware.interface import Lifecycle, LifecycleError, RobotInterface
 from hardware.safety import SafetyConfig
+from sim.robots import ROBOT_FOLDERS, get_robot
 
 BACKENDS = ("sim", "serial", "bridge")
-JOINT = "shoulder_lift_joint"  # moves against gravity: a hold that is not a hold shows
+# Every registered robot whose safe state is to hold: the suite checks holds against gravity
+# (a torque_off robot goes limp by design, so "nothing moves" is not its contract).
+HOLDING_ROBOTS = tuple(r for r in ROBOT_FOLDERS if get_robot(r).safe_state == "hold")
+
+
+def _strongest_joint(robot: str) -> str:
+    """The channel with the largest effort limit: the one that carries the most weight, so a
+    hold that is not a hold shows (Fetch: shoulder_lift_joint)."""
+    return max(get_robot(robot).commands, key=lambda c: c.effort_max).name
 
 
 def _safety(tmp: Path) -> SafetyConfig:
     return SafetyConfig(estop_latch_path=str(tmp / "estop.json"), safe_state="hold")
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=[(b, r) for r in HOLDING_ROBOTS for b in BACKENDS], ids="-".join)
 def robot(request, tmp_path: Path) -> Iterator[RobotInterface]:
-    """A connected (INACTIVE) Fetch arm on each backend."""
-    backend = request.param
+    """A connected (INACTIVE) holding robot on each backend."""
+    backend, name = request.param
     cleanup = []
     if backend == "serial":
-        device = EmulatedDevice("fetch", tmp_path)
+        device = EmulatedDevice(name, tmp_path)
         cleanup.append(device.stop)
-        req = BackendRequest("fetch", _safety(tmp_path), port=device.port)
+        req = BackendRequest(name, _safety(tmp_path), port=device.port)
     elif backend == "bridge":
-        req, stop = _bridge_request(tmp_path)
+        req, stop = _bridge_request(name, tmp_path)
         cleanup.append(stop)
     else:
-        req = BackendRequest("fetch", _safety(tmp_path))
+        req = BackendRequest(name, _safety(tmp_path))
     interface = make_interface(backend, req)
     try:
         interface.connect()
@@ -51,7 +62,7 @@ def robot(request, tmp_path: Path) -> Iterator[RobotInterface]:
             stop()
 
 
-def _bridge_request(tmp: Path):
+def _bridge_request(robot: str, tmp: Path):
     """A twin_node in /vendor plays the vendor stack; our node hosts the bridge."""
     import threading
 
@@ -60,7 +71,10 @@ def _bridge_request(tmp: Path):
     import ros_ws.bridge_backend  # noqa: F401  (registers "bridge")
 
     domain = private_domain()
-    vendor = NodeProcess("twin_node", domain, tmp, namespace="vendor", wait_for_goal=False)
+    task = get_robot(robot).default_task
+    vendor = NodeProcess(
+        "twin_node", domain, tmp, namespace="vendor", wait_for_goal=False, task=task
+    )
     client = Client(domain, "bridge_host")
     stop_spin = threading.Event()
 
@@ -83,7 +97,7 @@ def _bridge_request(tmp: Path):
         client.close()
         vendor.stop()
 
-    return BackendRequest("fetch", _safety(tmp), options=options), stop
+    return BackendRequest(robot, _safety(tmp), options=options), stop
 
 
 def _first_measurement(interface: RobotInterface, timeout_s: float = 10.0) -> None:
@@ -94,8 +108,8 @@ def _first_measurement(interface: RobotInterface, timeout_s: float = 10.0) -> No
         time.sleep(0.01)
 
 
-def _index(interface: RobotInterface, name: str = JOINT) -> int:
-    return interface.limits.names.index(name)
+def _index(interface: RobotInterface) -> int:
+    return interface.limits.names.index(_strongest_joint(interface.robot))
 
 
 def _measured(interface: RobotInterface) -> np.ndarray:

@@ -20,21 +20,22 @@ from policies.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from policies.training.config import HerSacConfig, load_config_file
 from policies.training.errors import (
     CheckpointCorruptError,
     CheckpointMismatchError,
     CheckpointMissingError,
     TrainingConfigError,
 )
-from policies.training.export import policy_graph
-from policies.training.networks import DeterministicActor, SquashedGaussianActor
-from policies.training.param_noise import (
+from policies.training.export.trained import mlp_policy_graph
+from policies.training.her.config import HerSacConfig
+from policies.training.her.networks import DeterministicActor, SquashedGaussianActor
+from policies.training.her.param_noise import (
     AdaptiveParamNoise,
     action_distance,
     perturbed_copy,
 )
-from policies.training.trainer import HerSacTrainer
+from policies.training.her.trainer import HerSacTrainer
+from policies.training.options import load_config_file
 from sim.cli import main
 
 # Smallest budget that reached >= 0.9 on all of seeds 0, 1, 2 was 800 env steps (evaluated
@@ -283,22 +284,22 @@ def test_best_policy_snapshot_is_kept_until_beaten_or_tied() -> None:
     trainer = HerSacTrainer(tiny_config(400))
     try:
         with pytest.raises(TrainingConfigError, match="no best-policy snapshot"):
-            policy_graph(trainer, "best")
+            mlp_policy_graph(trainer, "best")
         for _ in range(2):
             trainer.iterate()
         x = torch.randn(16, trainer.dims["obs"] + trainer.dims["goal"],
                         generator=torch.Generator().manual_seed(0))  # fmt: skip
         assert trainer.note_evaluation(0.5)
         with torch.no_grad():
-            at_best = policy_graph(trainer, "final")(x)
+            at_best = mlp_policy_graph(trainer, "final")(x)
         trainer.iterate()  # more updates move the actor and the normalizer
         assert not trainer.note_evaluation(0.4)
         with torch.no_grad():
-            assert torch.equal(policy_graph(trainer, "best")(x), at_best)
-            assert not torch.equal(policy_graph(trainer, "final")(x), at_best)
+            assert torch.equal(mlp_policy_graph(trainer, "best")(x), at_best)
+            assert not torch.equal(mlp_policy_graph(trainer, "final")(x), at_best)
         assert trainer.note_evaluation(0.5)  # a tie goes to the later policy
         with torch.no_grad():
-            assert torch.equal(policy_graph(trainer, "best")(x), policy_graph(trainer)(x))
+            assert torch.equal(mlp_policy_graph(trainer, "best")(x), mlp_policy_graph(trainer)(x))
     finally:
         trainer.close()
 

@@ -4,6 +4,8 @@ The rmw event carries one status per endpoint, whose `last_policy_kind` is the l
 any peer broke: a late transient-local reader and a deadline-demanding reader that arrive
 together were both reported as "(policy DEADLINE)". The twin now checks each peer's QoS
 in the graph against its own, policy by policy.
+
+R22: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations

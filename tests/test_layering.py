@@ -34,7 +34,7 @@ def test_robot_side_policy_runtime_never_imports_torch() -> None:
 def test_gymnasium_robotics_env_code_is_never_imported() -> None:
     """Its assets are used; its env code (broken on MuJoCo >= 3.17) must not be."""
     code = (
-        "import sys, sim; from sim.tasks import TASKS, make_task_env\n"
+        "import sys, sim; from sim.tasks import TASKS; from sim.envs import make_task_env\n"
         "[make_task_env(n).reset(seed=0) for n in TASKS]\n"
         "print(sorted(m for m in sys.modules if m.startswith('gymnasium_robotics')))"
     )
@@ -64,3 +64,24 @@ def test_no_gymnasium_robotics_assets_are_copied_into_the_repo() -> None:
     ).stdout.split()
     copied = [p for p in tracked if p.lower().endswith((".stl", ".obj", ".msh"))]
     assert copied == []
+
+
+def test_lint_imports_refuses_an_upward_import(tmp_path: Path) -> None:
+    """The layer contracts bite: a copy of the tree with one upward import (the base
+    importing a ROS node module, inside a function) fails `lint-imports` and names it."""
+    import shutil
+
+    for package in ("sim", "hardware", "policies", "calibration", "ros_ws"):
+        shutil.copytree(
+            ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    errors = tmp_path / "sim" / "errors.py"
+    errors.write_text(errors.read_text() + "\n\ndef _upward():\n    import ros_ws.qos  # noqa\n")
+    lint = Path(sys.executable).with_name("lint-imports")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run(
+        [str(lint), "--no-cache"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "sim.errors -> ros_ws.qos" in result.stdout

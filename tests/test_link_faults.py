@@ -5,7 +5,7 @@
 R7 (partial reads and latency spikes are bounded) and R6 on the host: `twinbridge emulate`
 (its own process, on a pty) splits its replies into 1-byte writes with 0-5 ms gaps, cuts 1 %
 of them short, stalls its stream for 5-50 ms now and then, and flips bits at 1e-3 per byte
-in both directions, while a FetchArmDriver tracks a slow target at 100 Hz for 5 s.
+in both directions, while a SerialRobot for the Fetch arm tracks a slow target at 100 Hz for 5 s.
 Each read() + write() is timed in CPU time (the driver's own work) and wall time (which
 adds whatever else a busy 2-core machine ran meanwhile): a driver that waited for bytes
 would stall at each of the ~10 latency spikes, for 5-50 ms. The emulator, which stands for
@@ -17,6 +17,8 @@ gets DEVICE_FUZZ_FRAMES chunks of Commands with any values, damaged frames, malf
 and garbage, one per physics step. The harness that builds them and checks the device after
 every chunk and every step is `DeviceFuzz` in bench/command_flood.py, also run by
 `.venv/bin/python bench/command_flood.py --device-fuzz 100000`; 10^5 chunks take about 15 s.
+
+R6, R7, R25: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from emulated_device import ROOT, EmulatedDevice
 
 from hardware.robots import robot_tables
 from hardware.safety import SafeCommand, SafetyConfig
-from hardware.serial_backend import FetchArmDriver, SerialConfig
+from hardware.serial_backend import SerialConfig, SerialRobot
 
 DEVICE_FUZZ_FRAMES = 100_000  # R25's per-PR count; about 15 s here (the budget was < 40 s)
 PERIOD_S = 0.01
@@ -95,7 +97,7 @@ def _device_priority(pid: int) -> None:
         os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(10))
 
 
-def _wait_measured(driver: FetchArmDriver, timeout_s: float = 5.0) -> None:
+def _wait_measured(driver: SerialRobot, timeout_s: float = 5.0) -> None:
     end = time.monotonic() + timeout_s
     while driver.read() is None and driver.last_measurement is None:
         assert time.monotonic() < end, "no State from the emulator"
@@ -110,7 +112,7 @@ def _slow_target(base: np.ndarray, t_s: float) -> np.ndarray:
     return target
 
 
-def _timed_cycle(driver: FetchArmDriver) -> Cycle:
+def _timed_cycle(driver: SerialRobot) -> Cycle:
     lost = driver.counters["link_lost"]
     cpu, start = time.thread_time(), time.perf_counter()
     driver.read()
@@ -124,7 +126,7 @@ def _timed_cycle(driver: FetchArmDriver) -> Cycle:
     return Cycle(wall, cpu, sent, age, error)
 
 
-def _track(driver: FetchArmDriver, seconds: float) -> list[Cycle]:
+def _track(driver: SerialRobot, seconds: float) -> list[Cycle]:
     """Our own 100 Hz loop: a fresh slow target, then read() + write(), each cycle."""
     measured = driver.last_measurement
     assert measured is not None, "track after _wait_measured"
@@ -156,7 +158,7 @@ def link_run(tmp_path_factory: pytest.TempPathFactory):
     device = EmulatedDevice("fetch", tmp, seed=3, config=config)
     _device_priority(device.process.pid)
     safety = SafetyConfig(estop_latch_path=str(tmp / "estop.json"))
-    driver = FetchArmDriver(SerialConfig(device.port), safety)
+    driver = SerialRobot("fetch", SerialConfig(device.port), safety)
     try:
         driver.connect()
         _wait_measured(driver)

@@ -24,9 +24,10 @@ from diagnostic_msgs.msg import DiagnosticArray
 from emulated_device import EmulatedDevice, run_cycles
 from ros_processes import Client, NodeProcess, private_domain
 
+from hardware.driver_loop import DriverLoop, StatusLog
 from hardware.interface import LINK_LOSSES_WARN_PER_MIN, LinkHealth
 from hardware.safety import SafetyConfig
-from hardware.serial_backend import FetchArmDriver, SerialConfig
+from hardware.serial_backend import SerialConfig, SerialRobot
 from ros_ws.driver_node import DriverNode
 
 DROPS = LINK_LOSSES_WARN_PER_MIN + 1  # one more than the rate that is still OK
@@ -123,7 +124,7 @@ def test_the_default_emulator_loses_no_link_and_scene_resets_are_no_disconnects(
     disconnect."""
     device = EmulatedDevice("fetch", tmp_path)
     safety = SafetyConfig(estop_latch_path=str(tmp_path / "estop.json"))
-    driver = FetchArmDriver(SerialConfig(device.port), safety)
+    driver = SerialRobot("fetch", SerialConfig(device.port), safety)
     resets: list[bool] = []
 
     def episode(cycle: int) -> None:
@@ -206,13 +207,15 @@ class RecordingLogger:
 
 
 def test_driver_node_logs_link_events_once_and_other_latches_as_before():
-    """`_log_safety_changes` on a stub core: a loss and its recovery that both happened
-    between two cycles are still two lines; a latch is still one line."""
+    """driver_node's log path (`DriverLoop._log_changes`) on a stub core: a loss and its
+    recovery that both happened between two cycles are still two lines; a latch is still
+    one line."""
     logger = RecordingLogger()
-    node = SimpleNamespace(get_logger=lambda: logger, _last_status="")
+    outputs = SimpleNamespace(get_logger=lambda: logger)
     link = LinkHealth(FakeClock())
     core = SimpleNamespace(interface=SimpleNamespace(link=link), status="")
-    cycle = lambda: DriverNode._log_safety_changes(node, core)  # noqa: E731
+    loop = SimpleNamespace(outputs=outputs, status_log=StatusLog(), core=core)
+    cycle = lambda: DriverLoop._log_changes(loop)  # noqa: E731
     link.follow("link lost: write to /dev/x failed: EIO")
     link.follow("")  # recovered within the same cycle
     cycle()
@@ -234,12 +237,13 @@ def test_driver_node_logs_link_events_once_and_other_latches_as_before():
 
 def test_driver_node_warns_on_a_flapping_link():
     link = LinkHealth(FakeClock(), warn_per_min=1)
-    node = SimpleNamespace(core=SimpleNamespace(interface=SimpleNamespace(link=link), status=""))
+    core = SimpleNamespace(interface=SimpleNamespace(link=link), status="")
+    node = SimpleNamespace(loop=SimpleNamespace(core=core))
     assert DriverNode.diagnostics_level(node) == 0
     for _ in range(2):
         link.follow("link lost: read from /dev/x failed: EIO")
         link.follow("")
     assert DriverNode.diagnostics_level(node) == 1
-    node.core.status = "link lost: again"
+    core.status = "link lost: again"
     assert DriverNode.diagnostics_level(node) == 2
-    assert DriverNode.diagnostics_level(SimpleNamespace(core=None)) == 2  # not configured
+    assert DriverNode.diagnostics_level(SimpleNamespace(loop=None)) == 2  # not configured

@@ -3,6 +3,8 @@
 A lint over the repository's Python files (every `torch.load` passes `weights_only=True`; no
 `pickle.load(s)`, `Unpickler`, `allow_pickle=True` in product code) and a malicious-pickle
 fixture handed to every loader we ship: its payload would create a sentinel file.
+
+R20: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations

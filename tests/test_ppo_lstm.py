@@ -12,18 +12,18 @@ import pytest
 import torch
 from resume_runs import straight_and_resumed
 
-from policies.export import export_policy
 from policies.observation import flatten_observation
 from policies.runtime import PolicyRunner
 from policies.training.envs import LocalEnvs, Options, make_lockstep_envs
 from policies.training.errors import TrainingConfigError
+from policies.training.export import export_policy
+from policies.training.export.trained import lstm_policy_graph
 from policies.training.logs import EpochLog
-from policies.training.ppo import PpoLstmTrainer
-from policies.training.ppo_config import PpoLstmConfig
-from policies.training.ppo_export import lstm_policy_graph
-from policies.training.ppo_loss import ppo_losses
-from policies.training.ppo_rollout import gae
-from policies.training.shaped_reward import DactylReward
+from policies.training.ppo.config import PpoLstmConfig
+from policies.training.ppo.loss import ppo_losses
+from policies.training.ppo.reward import DactylReward
+from policies.training.ppo.rollout import gae
+from policies.training.ppo.trainer import PpoLstmTrainer
 from sim.cli import main
 from sim.envs import make_task_env
 from sim.tasks import TASKS

@@ -9,6 +9,8 @@ reference implementation (hardware/protocol.py) to it: byte-exact frames both wa
 message type (Hypothesis), the test vectors parsed out of the markdown (so the document can't
 drift), the same frames and counters on hostile streams, and the robustness properties the
 document promises (R1-R6). The last part tests hardware/plausibility.py (section 9).
+
+R1-R6 above are PROTOCOL.md's receiver rules; R25: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations

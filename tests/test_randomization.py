@@ -13,9 +13,11 @@ from sim.randomization import PARAMETERS, RandomizationConfig, RandomizationErro
 from sim.randomization.config import load_randomization
 from sim.randomization.engine import EpisodeRandomizer
 from sim.randomization.physics import PHYSICS_RANDOMIZERS, object_bodies, robot_dofs
-from sim.robots import build_spec
+from sim.robots import ROBOT_FOLDERS, get_robot
+from sim.robots.models import build_spec
 
-TWINS = [("fetch-push", "fetch"), ("hand-block-rotate-z", "shadow_hand")]
+TWINS = [("fetch-push", "fetch"), ("hand-block-rotate-z", "shadow_hand")]  # with objects
+EVERY_ROBOT = [(get_robot(r).default_task, r) for r in ROBOT_FOLDERS]  # each on its own task
 # Every model array a physics randomizer may touch.
 ARRAYS = (
     "geom_friction", "body_mass", "body_inertia", "body_ipos", "dof_damping", "dof_armature",
@@ -94,7 +96,7 @@ def test_physics_randomizer_changes_exactly_its_arrays_and_restores(task, robot,
         np.testing.assert_array_equal(array, nominal[name], err_msg=f"restore {path}: {name}")
 
 
-@pytest.mark.parametrize(("task", "robot"), TWINS)
+@pytest.mark.parametrize(("task", "robot"), EVERY_ROBOT)
 def test_actuator_gain_keeps_position_servos_servos(task, robot):
     env = _env(task, {"physics.actuator_gain:scale": [0.7, 0.7]})
     kp = env.model.actuator_gainprm[:, 0].copy()
@@ -312,7 +314,7 @@ def test_values_given_as_reset_options_are_used_and_checked():
         env.reset(seed=0, options={"randomization": {"physics.friction:scale": float("nan")}})
 
 
-@pytest.mark.parametrize(("task", "robot"), TWINS)
+@pytest.mark.parametrize(("task", "robot"), EVERY_ROBOT)
 def test_every_parameter_at_its_legal_extremes_gives_a_model_mujoco_steps(task, robot):
     env = make_task_env(task, disable_env_checker=True).unwrapped
     tried = 0

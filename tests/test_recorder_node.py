@@ -7,6 +7,8 @@ episodes from task_node's statuses, the latched goal, topics that never appeared
 the recorder's diagnostics (recorded in the bag itself), SIGTERM finishing a valid file
 within 5 s, a second session resuming the file with the next episode index, and an
 existing file refused without `resume`.
+
+R14: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations

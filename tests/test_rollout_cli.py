@@ -19,9 +19,11 @@ from policies.errors import (
     ModelIntegrityError,
     PolicyOutputError,
 )
+from policies.random_policy import write_random_policy
 from policies.rollout import RolloutConfig, make_policy, rollout
 from policies.runtime import PolicyRunner
 from sim.envs import make_task_env
+from sim.robots import ROBOT_FOLDERS, get_robot
 
 TWINBRIDGE = shutil.which("twinbridge") or str(Path(sys.executable).parent / "twinbridge")
 
@@ -138,3 +140,16 @@ def test_rollout_on_a_perturbed_twin_and_a_bad_randomization_file(tmp_path: Path
     done = run_cli(*args, "--randomization", str(bad))
     assert done.returncode == 2
     assert str(bad) in done.stderr and "physics.object_mass:scale" in done.stderr
+
+
+@pytest.mark.parametrize("robot", ROBOT_FOLDERS)
+def test_every_robot_rolls_out_its_task_on_the_random_onnx_policy(robot: str, tmp_path: Path):
+    """A robot nobody trained a policy for yet: its default task, through the checked ONNX
+    path (`--policy random` of `twinbridge sim` writes the same file)."""
+    task = get_robot(robot).default_task
+    policy = write_random_policy(task, tmp_path, seed=1)
+    done = run_cli("rollout", "--task", task, "--policy", str(policy), "--episodes", "5", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (summary["task"], summary["episodes"]) == (task, 5)
+    assert 0.0 <= summary["success_rate"] <= 1.0

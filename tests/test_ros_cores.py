@@ -115,6 +115,28 @@ def test_estop_holds_the_arm_still_refuses_commands_and_survives_reset() -> None
     loop.apply({"shoulder_pan_joint": 0.0})
 
 
+def test_twin_loop_serves_the_estop_service_and_checks_commands_as_the_driver() -> None:
+    loop = TwinLoop("fetch-push")
+    loop.reset()
+    loop.goal_received()
+    assert loop.is_episode_goal(loop.env.goal.copy())
+    assert not loop.is_episode_goal(loop.env.goal + 0.01)
+    loop.check_command(loop.stamp_ns)  # answers this episode: may be applied
+    with pytest.raises(CommandRejected) as older:
+        loop.check_command(loop.episode_start_ns - 1)
+    assert older.value.reason == "previous_episode"
+    assert loop.estop_request(False) == (
+        False, "the e-stop is released only by the 'enable' service"
+    )  # fmt: skip
+    assert not loop.estopped
+    assert loop.estop_request(True) == (True, "e-stop latched") and loop.estopped
+    with pytest.raises(CommandRejected, match="estop"):
+        loop.check_command(loop.stamp_ns)
+    assert loop.diagnostics()["estop"] == "estop service"
+    rules = loop.command_rules(0.5, allow_partial=False)
+    assert tuple(rules.names) == tuple(loop.io.command_names)
+
+
 def test_episode_judge_agrees_with_the_env_on_success() -> None:
     """Drive the twin with the zoo policy; the judge, seeing only measured state, must
     reach the env's verdict for every episode."""

@@ -1,6 +1,9 @@
 """The nodes as separate processes over DDS, checked against the README's topic contract by
 a plain rclpy client: topics, types, rates, reset, e-stop, stale-input hold, rejection of
-malformed commands (R12) and fatal incompatible QoS (R22)."""
+malformed commands (R12) and fatal incompatible QoS (R22).
+
+R12, R22: see hardware/RELIABILITY.md.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""`PolicyRunner` (R18, R19): hostile models refused at load, every step's I/O checked."""
+"""`PolicyRunner` (R18, R19): hostile models refused at load, every step's I/O checked.
+
+R18, R19: see hardware/RELIABILITY.md.
+"""
 
 from __future__ import annotations
 
@@ -29,10 +32,10 @@ from policies.errors import (
     PolicyOutputError,
     TaskMismatchError,
 )
-from policies.export import ExportConfig, export_policy
-from policies.graph import LstmPolicyGraph
 from policies.observation import observation_spec
 from policies.runtime import PolicyRunner, RuntimeLimits
+from policies.training.export import ExportConfig, export_policy
+from policies.training.export.graph import LstmPolicyGraph
 from sim.envs import make_task_env
 
 TASK = "fetch-push"

@@ -5,6 +5,8 @@
 Property tests drive a fake robot that reaches each command exactly (measured = commanded,
 optionally plus noise) on a fake clock, for a Fetch-like arm (8 joints) and a Shadow-like hand
 (20 actuators), and check every command the layer returns.
+
+R3: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations

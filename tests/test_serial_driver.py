@@ -1,6 +1,8 @@
 """The serial driver against `twinbridge emulate` (a separate process on a pseudo-terminal):
 wrong ports and wrong devices (R11), disconnects, torque off on every exit (R10), and a stuck
 joint (R23). What reached the device is read back from the emulator's own log.
+
+R9, R10, R11, R23: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from hardware.protocol import CommandChannel, DeviceInfo
 from hardware.robots import robot_tables
 from hardware.safety import SafetyConfig
 from hardware.serial_backend import (
-    FetchArmDriver,
     SerialConfig,
+    SerialRobot,
     _device_differences,
     _open_failure,
 )
@@ -32,19 +34,19 @@ from hardware.serial_backend import (
 ARM_SERVOS = robot_tables("fetch").command_names
 
 
-def _driver(device: EmulatedDevice, tmp: Path) -> FetchArmDriver:
+def _driver(device: EmulatedDevice, tmp: Path) -> SerialRobot:
     safety = SafetyConfig(estop_latch_path=str(tmp / "estop.json"))
-    return FetchArmDriver(SerialConfig(device.port), safety)
+    return SerialRobot("fetch", SerialConfig(device.port), safety)
 
 
-def _wait_measured(driver: FetchArmDriver, timeout_s: float = 5.0) -> None:
+def _wait_measured(driver: SerialRobot, timeout_s: float = 5.0) -> None:
     end = time.monotonic() + timeout_s
     while driver.read() is None and driver.last_measurement is None:
         assert time.monotonic() < end, "no State from the emulator"
         time.sleep(0.005)
 
 
-def _activate(driver: FetchArmDriver) -> None:
+def _activate(driver: SerialRobot) -> None:
     """connect, wait for the first State, activate."""
     driver.connect()
     _wait_measured(driver)
@@ -53,7 +55,7 @@ def _activate(driver: FetchArmDriver) -> None:
 
 # -- bad input at start-up -----------------------------------------------------------------
 def test_a_missing_port_is_named_with_the_fix(tmp_path: Path):
-    driver = FetchArmDriver(SerialConfig(str(tmp_path / "ttyUSB9")))
+    driver = SerialRobot("fetch", SerialConfig(str(tmp_path / "ttyUSB9")))
     with pytest.raises(ConnectionFailed, match=r"ttyUSB9 does not exist.*by-id"):
         driver.connect()
 
@@ -69,7 +71,7 @@ def test_a_device_of_another_robot_is_refused_and_never_enabled(tmp_path: Path):
     """R11: a Shadow hand's controller on the port the Fetch driver was given."""
     device = EmulatedDevice("shadow_hand", tmp_path)
     try:
-        driver = FetchArmDriver(SerialConfig(device.port))
+        driver = SerialRobot("fetch", SerialConfig(device.port))
         with pytest.raises(WrongDevice) as error:
             driver.connect()
         message = str(error.value)
@@ -152,7 +154,7 @@ def test_disconnect_is_reported_fast_and_reconnect_replays_nothing(tmp_path: Pat
     assert np.ptp(positions, axis=0).max() < 1e-6  # holds, no replayed motion
 
 
-def _follow_link(driver: FetchArmDriver, port: str, since: float) -> dict[str, float]:
+def _follow_link(driver: SerialRobot, port: str, since: float) -> dict[str, float]:
     """Cycle at 100 Hz and note when the error appears, the port returns, the error clears."""
     times: dict[str, float] = {}
     end = since + 5.0

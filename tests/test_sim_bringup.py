@@ -11,9 +11,18 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from ros_processes import ROOT, private_domain
 
+from sim.robots import ROBOT_FOLDERS, get_robot
+
 TWINBRIDGE = [sys.executable, "-m", "sim.cli"]
+# Robots whose default task has no zoo policy: their graph runs on a random policy.
+UNTRAINED = [
+    task
+    for task in (get_robot(robot).default_task for robot in ROBOT_FOLDERS)
+    if not (ROOT / "policies" / "zoo" / f"{task}.onnx").exists()
+]
 
 
 def _sim(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -151,3 +160,19 @@ def test_nodes_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
             or not Path(f"/proc/{pid}/cmdline").read_bytes()
         ), f"node {pid} outlived its supervisor"
     assert len(nodes) == 3
+
+
+@pytest.mark.parametrize("task", UNTRAINED)
+def test_a_robot_without_a_trained_policy_runs_its_graph_on_a_random_one(
+    task: str, tmp_path: Path
+) -> None:
+    """`--policy random`: a seeded random ONNX graph and its card, loaded like any policy."""
+    result = _sim(
+        "--task", task, "--policy", "random", "--episodes", "2", "--fast", "--json",
+        "--log-dir", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["task"], summary["episodes"]) == (task, 2)
+    card = json.loads((tmp_path / "random-policy" / f"{task}-random.json").read_text())
+    assert (card["task"], card["training_config"]) == (task, {"algo": "random"})

@@ -8,8 +8,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from sim.envs import make_task_env
-from sim.errors import ControlError, UnknownNameError
-from sim.tasks import TASKS
+from sim.errors import ConfigError, ControlError, UnknownNameError
+from sim.tasks import TASK_KINDS, TASKS, declared_task, task_class
 
 TASK_NAMES = list(TASKS)
 
@@ -147,3 +147,38 @@ def test_unknown_task_lists_the_valid_names() -> None:
     with pytest.raises(UnknownNameError, match="fetch-push") as error:
         make_task_env("fetch-pushh")
     assert "valid tasks" in str(error.value)
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_the_registered_control_rate_is_the_envs(name: str) -> None:
+    """The table's rate is what the robot side and recordings use without building the env."""
+    env = make_task_env(name, disable_env_checker=True)
+    try:
+        assert env.unwrapped.dt == pytest.approx(1.0 / TASKS[name].control_rate_hz)
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("gym_id", sorted({spec.gym_id for spec in TASKS.values()}))
+def test_every_gym_id_makes_its_robots_task_without_arguments(gym_id: str) -> None:
+    """An id carries the arguments its tasks share (a robot's declared task: all of them)."""
+    robots = {spec.robot for spec in TASKS.values() if spec.gym_id == gym_id}
+    env = gym.make(gym_id, disable_env_checker=True)
+    try:
+        assert {env.unwrapped.task.robot} == robots
+    finally:
+        env.close()
+
+
+def test_a_robot_folder_declares_its_tasks_as_data() -> None:
+    """robot.yaml `tasks:` entries are registered like built-in tasks, by kind."""
+    spec = declared_task("r", {"name": "r-reach", "kind": "reach", "gym_id": "x/R-v0",
+                               "max_episode_steps": 7, "site": "ee"})  # fmt: skip
+    assert (spec.robot, spec.max_episode_steps, spec.task_class) == ("r", 7, TASK_KINDS["reach"])
+    assert spec.kwargs == {"site": "ee", "robot": "r"}
+    with pytest.raises(ConfigError, match=r"sim/robots/r/robot.yaml, tasks: task kind 'x'"):
+        declared_task("r", {"name": "r-x", "kind": "x"})
+    with pytest.raises(ConfigError, match=r"sim/robots/r/robot.yaml, tasks: .*gym_id"):
+        declared_task("r", {"name": "r-reach", "kind": "reach", "max_episode_steps": 7})
+    with pytest.raises(ConfigError, match=r"robot.yaml, tasks: .*a reach task takes scene, site"):
+        task_class(TASK_KINDS["reach"])("r", scene="reach", sight="ee")

@@ -24,7 +24,7 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -41,11 +41,20 @@ from hardware.teleop import (
     make_mapping,
     make_operator,
 )
+from hardware.teleop import bindings as bindings_module
 from hardware.teleop import gamepad as gamepad_module
+from hardware.teleop.bindings import teleop_bindings
 from hardware.teleop.keyboard import KeyParser
-from hardware.teleop.mapping import HAND_ACTUATORS, PRESETS, SYNERGIES, hand_vector
+from hardware.teleop.posture import PostureSynergies
 from sim.envs import make_task_env
 from sim.errors import ConfigError, UnknownNameError
+from sim.robots import ROBOT_FOLDERS, get_robot
+
+# The hand's synergies and presets: the teleop section of sim/robots/shadow_hand/robot.yaml.
+HAND = cast(PostureSynergies, teleop_bindings("shadow_hand").kind)
+HAND_ACTUATORS, PRESETS, SYNERGIES, hand_vector = (
+    HAND.actuators, HAND.presets, HAND.synergies, HAND.vector,
+)  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[1]
 UP, DOWN, RIGHT, LEFT = b"\x1b[A", b"\x1b[B", b"\x1b[C", b"\x1b[D"
@@ -334,7 +343,7 @@ def test_hand_actuator_order_matches_every_hand_model() -> None:
 def test_every_hand_key_held_or_tapped_keeps_the_action_in_the_space(tty_pair) -> None:
     master, slave = tty_pair
     op, clock = keyboard(slave, task="hand-block", synergy_rate_per_s=3.0)
-    keys = TeleopConfig().robot_keys["shadow_hand"]
+    keys = teleop_bindings("shadow_hand").keys
     byte_of = {"up": UP, "down": DOWN, "left": LEFT, "right": RIGHT}
     low, high = -1.0, 1.0
     seen = set()
@@ -645,10 +654,132 @@ def test_config_validation_names_field_and_value(change: dict, message: str) -> 
         replace(TeleopConfig(), **change)
 
 
-def test_speed_beyond_the_env_and_missing_key_map_are_refused(tty_pair) -> None:
+def without_teleop_section(monkeypatch, robot: str) -> None:
+    """`robot` as if its robot.yaml had no teleop section."""
+    bare = replace(get_robot(robot), teleop={})
+    monkeypatch.setattr(
+        bindings_module, "get_robot", lambda name: bare if name == robot else get_robot(name)
+    )
+
+
+def test_speed_beyond_the_env_and_missing_teleop_section_are_refused(
+    tty_pair, monkeypatch
+) -> None:
     with pytest.raises(ConfigError, match=r"max_speed_m_s=2.0 .* is 1.25 m/s"):
         make_mapping("fetch-push", TeleopConfig(max_speed_m_s=2.0))
-    only_fetch = TeleopConfig(robot_keys={"fetch": TeleopConfig().robot_keys["fetch"]})
-    with pytest.raises(ConfigError, match="no key map for robot 'shadow_hand'"):
-        make_operator("keyboard", "hand-pen", only_fetch, fd=tty_pair[1])
+    without_teleop_section(monkeypatch, "shadow_hand")
+    fix = r"add `teleop:` \(mapping: one of cartesian_gripper, posture_synergies; keys; .*\)"
+    path = "sim/robots/shadow_hand/robot.yaml"
+    with pytest.raises(
+        ConfigError, match=rf"robot 'shadow_hand' has no teleop section: {fix} to {path}"
+    ):
+        make_operator("keyboard", "hand-pen", fd=tty_pair[1])
     assert termios.tcgetattr(tty_pair[1])[3] & termios.ECHO  # refused before touching the tty
+
+
+def test_twinbridge_teleop_names_a_robot_without_teleop_section(monkeypatch, capsys) -> None:
+    from sim.cli import main
+
+    without_teleop_section(monkeypatch, "shadow_hand")
+    assert main(["teleop", "--task", "hand-block", "--device", "keyboard"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1, error  # one line, before any process starts
+    assert "robot 'shadow_hand' has no teleop section" in error
+    assert "to sim/robots/shadow_hand/robot.yaml" in error
+
+
+def test_robot_keys_override_one_robot_and_leave_the_others_their_own() -> None:
+    only_fetch = TeleopConfig(robot_keys={"fetch": {"i": "+x", "k": "-x"}})
+    assert only_fetch.keys_for("fetch") == {"i": "+x", "k": "-x", **only_fetch.event_keys}
+    assert only_fetch.keys_for("shadow_hand") == {
+        **teleop_bindings("shadow_hand").keys, **only_fetch.event_keys,
+    }  # fmt: skip
+    assert TeleopConfig().keys_for("fetch")["g"] == "gripper_toggle"  # robot.yaml's keys
+
+
+# -- a robot's teleop section (sim/robots/<robot>/robot.yaml) --------------------------------
+@pytest.mark.parametrize("robot", ROBOT_FOLDERS)
+def test_every_robot_teleop_section_drives_its_default_task_or_is_refused(robot: str) -> None:
+    description = get_robot(robot)
+    if not description.teleop:
+        with pytest.raises(ConfigError, match=rf"robot '{robot}' has no teleop section"):
+            teleop_bindings(robot)
+        return
+    bindings = teleop_bindings(robot)
+    mapping = make_mapping(description.default_task)
+    assert mapping.axes == bindings.kind.axes and mapping.commands == bindings.kind.commands
+    env = make_task_env(description.default_task, disable_env_checker=True)
+    for sign in (1.0, -1.0):
+        for command in ((), *((c,) for c in mapping.commands)):
+            action = mapping.action(Intent({a: sign for a in mapping.axes}, command))
+            assert env.action_space.contains(action), (robot, command)
+    env.close()
+
+
+def _section(robot: str, **change: Any) -> dict[str, Any]:
+    section = {**get_robot(robot).teleop, **change}
+    return {k: v for k, v in section.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("robot", "change", "message"),
+    [
+        ("fetch", {"mapping": "teleport"}, r"teleop.mapping: unknown mapping kind 'teleport'; "
+         r"valid: cartesian_gripper, posture_synergies"),
+        ("fetch", {"mapping": None}, "unknown mapping kind None"),
+        ("fetch", {"speed": 1.0}, r"teleop: unknown key\(s\) \['speed'\] for mapping "
+         r"cartesian_gripper; valid: mapping, keys"),
+        ("fetch", {"keys": {"k": "+fly"}}, r"teleop.keys: unknown command\(s\) \{'k': '\+fly'\}"
+         r"; valid: \+x, \+y, \+z, -x"),
+        ("fetch", {"keys": {"F1": "+x"}}, r"teleop.keys: invalid key name\(s\) \['F1'\]"),
+        ("fetch", {"gamepad_sticks": {"w": ["left_y", -1]}}, r"gamepad_sticks.w: unknown axis; "
+         r"valid: x, y, z"),
+        ("fetch", {"gamepad_sticks": {"x": ["left_z", 1]}}, r"gamepad_sticks.x: give \[stick, "
+         r"sign\] with stick one of left_x, left_y, right_x, right_y"),
+        ("fetch", {"gamepad_buttons": {"fire": 0}}, r"gamepad_buttons.fire: unknown command; "
+         r"valid: gripper_toggle"),
+        ("fetch", {"gamepad_buttons": {"gripper_toggle": -1}}, r"an int >= 0\), got -1"),
+        ("shadow_hand", {"synergies": {"grasp": {"XXJ9": 1.0}}}, r"teleop.synergies.grasp: "
+         r"unknown actuator 'XXJ9'; valid: WRJ1, WRJ0, FFJ3"),
+        ("shadow_hand", {"presets": {"fist": {"FFJ2": "tight"}}}, r"teleop.presets.fist.FFJ2 "
+         r"must be a finite number, got 'tight'"),
+        ("shadow_hand", {"presets": {}}, "give at least one preset posture"),
+        ("shadow_hand", {"keys": {"0": "preset:fist"}}, r"unknown command.*'preset:fist'.*"
+         r"valid: \+grasp"),
+    ],
+)  # fmt: skip
+def test_teleop_section_errors_name_the_file_the_key_and_the_valid_names(
+    robot: str, change: dict, message: str
+) -> None:
+    description = get_robot(robot)
+    source = bindings_module.description_file(description)
+    assert source == f"sim/robots/{robot}/robot.yaml"
+    with pytest.raises(ConfigError, match=message) as error:
+        bindings_module.parse_section(description, _section(robot, **change), source)
+    assert str(error.value).startswith(f"{source}: teleop") and "\n" not in str(error.value)
+
+
+def test_yaml_digit_keys_name_digit_keys() -> None:
+    description = get_robot("shadow_hand")
+    section = _section("shadow_hand", keys={1: "preset:open"})
+    bindings = bindings_module.parse_section(description, section, "robot.yaml")
+    assert dict(bindings.keys) == {"1": "preset:open"}
+
+
+def test_config_buttons_take_over_the_robot_buttons() -> None:
+    fetch = teleop_bindings("fetch")
+    default = gamepad_module.button_commands(fetch, TeleopConfig())
+    assert default == {
+        1: "estop",
+        7: "release_estop",
+        3: "end_episode",
+        6: "quit",
+        0: "gripper_toggle",
+    }
+    moved = TeleopConfig(gamepad_buttons={**TeleopConfig().gamepad_buttons, "gripper_toggle": 4})
+    assert gamepad_module.button_commands(fetch, moved)[4] == "gripper_toggle"
+    assert 0 not in gamepad_module.button_commands(fetch, moved)
+    taken = TeleopConfig(gamepad_buttons={"quit": 0})
+    assert gamepad_module.button_commands(fetch, taken) == {0: "quit"}  # the config wins a button
+    hand = gamepad_module.button_commands(teleop_bindings("shadow_hand"), TeleopConfig())
+    assert hand[0] == "preset_next" and hand[2] == "preset:open"

@@ -12,12 +12,13 @@ import pytest
 import torch
 from resume_runs import straight_and_resumed
 
-from policies.training.config import HerSacConfig
 from policies.training.errors import TrainingConfigError
-from policies.training.ppo import PpoLstmTrainer
-from policies.training.ppo_config import PpoLstmConfig
+from policies.training.her.config import HerSacConfig
+from policies.training.her.trainer import HerSacTrainer
+from policies.training.loop import run_training
+from policies.training.ppo.config import PpoLstmConfig
+from policies.training.ppo.trainer import PpoLstmTrainer
 from policies.training.randomization import TrainingRandomization
-from policies.training.trainer import HerSacTrainer, run_training
 from sim.randomization import load_randomization
 from sim.vector import SubprocVectorEnv
 

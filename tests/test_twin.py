@@ -14,10 +14,11 @@ from sim.errors import (
     UnknownNameError,
 )
 from sim.render import write_mp4, write_png
-from sim.robots import build_spec, compile_spec, load_model, robots, spec_from_file
+from sim.robots import robots
+from sim.robots.models import build_spec, compile_spec, load_model, scenes, spec_from_file
 from sim.twin import Twin
 
-SCENES = [(robot, scene) for robot, entry in robots().items() for scene in entry.scenes]
+SCENES = [(robot, scene) for robot in robots() for scene in scenes(robot)]
 
 PENDULUM = """
 <mujoco>
@@ -157,8 +158,7 @@ def test_spec_that_fails_to_compile_names_the_model_and_mujocos_message() -> Non
 
 @pytest.mark.parametrize("robot", ["fetch", "shadow_hand"])
 def test_named_cameras_render_a_real_image(robot: str, tmp_path) -> None:
-    entry = robots()[robot]
-    twin = Twin.load(robot, entry.scenes[-1])
+    twin = Twin.load(robot, scenes(robot)[-1])
     assert twin.camera_names, f"{robot} has no named camera"
     image = twin.render(twin.camera_names[0], 96, 64)
     assert image.shape == (64, 96, 3) and image.dtype == np.uint8

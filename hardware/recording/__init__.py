@@ -16,4 +16,6 @@ One job per module:
 
 Submodules are imported explicitly (`from hardware.recording.reader import BagReader`), so
 importing one does not pull in the others.
+
+R17: see hardware/RELIABILITY.md.
 """

@@ -223,10 +223,8 @@ def _rows(
 
 
 def _control_period_s(task: str, source: str) -> float:
-    from policies.observation import task_info
-
     try:
-        return 1.0 / task_info(task).control_rate_hz
+        return 1.0 / get_task_spec(task).control_rate_hz
     except Exception as e:  # an unknown task name in the marker
         raise RecordingError(f"{source}: episode marker names task {task!r}: {e}") from e
 

@@ -5,7 +5,7 @@ Run: `python -c "from hardware.recording.dataset import load_dataset as l; print
 Teleoperated episodes exported from bags (`twinbridge bag export FILE.mcap --out DIR`) or
 generated in-process (`bench/demonstrations.py --generate-demos N --out DIR`) are stored
 in this layout, and the HER learner reads them for learning from demonstrations (Nair et
-al. 2018, `policies.training.demonstrations`). The robot-side exporter imports this module,
+al. 2018, `policies.training.her.demonstrations`). The robot-side exporter imports this module,
 so it imports numpy only, and nothing here unpickles.
 
 Layout of a dataset directory `DIR`:
@@ -51,7 +51,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -60,8 +59,8 @@ from typing import Any
 
 import numpy as np
 
-from policies.errors import PolicyError
-from sim.files import atomic_write
+from hardware.recording.errors import RecordingError
+from sim.files import atomic_open, atomic_write
 
 FORMAT = "twinbridge-demonstrations"
 VERSION = 1
@@ -74,7 +73,7 @@ STEP_KEYS = ("action", "command", "command_applied")
 _META_KEYS = ("robot", "task", "control_rate_hz", "source")
 
 
-class DemonstrationError(PolicyError, ValueError):
+class DemonstrationError(RecordingError, ValueError):
     """A demonstration dataset that must not be used; `path` is the file at fault."""
 
     def __init__(self, path: Path | str, detail: str):
@@ -140,10 +139,8 @@ def _write_episode(out: Path, index: int, episode: Mapping[str, Any]) -> dict[st
     if "stamp_ns" in arrays:
         arrays["stamp_ns"] = arrays["stamp_ns"].astype(np.int64)
     steps = _check_episode(out / name, arrays)
-    tmp = out / (name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_open(out / name) as f:
         np.savez(f, **arrays)  # type: ignore[arg-type]
-    os.replace(tmp, out / name)
     return {"index": index, "file": name, "steps": steps,
             "success": bool(arrays["success"]), "seed": int(arrays["seed"])}  # fmt: skip
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from hardware.recording.alignment import RecordedEpisode, load_episodes
 from hardware.recording.errors import BagIdentityError, RecordingError
-from sim.mirror import ObjectPose, TaskMirror
+from sim.contract.samples import ObjectPose
+from sim.mirror import TaskMirror
 
 
 @dataclass

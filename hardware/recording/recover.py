@@ -9,23 +9,24 @@ finished MCAP (summary, statistics, chunk and message indexes, CRCs). Exit codes
 the Go `mcap recover`: 0 the file was intact (nothing written unless -o, then a copy),
 3 recovered with a lost tail (how much was kept is printed), 1 nothing recoverable (not
 an MCAP). The input is never modified unless `--in-place`, which replaces it atomically
-(a temp file in the same directory, fsync, rename).
+(through `sim.files`: a temp file in the same directory, fsync, rename).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from mcap.records import Attachment, Channel, Message, Metadata, Schema
 from mcap.writer import CompressionType, Writer
 
 from hardware.recording.errors import RecordingError
 from hardware.recording.scan import NotMcapError, RecordScanner
+from sim.files import Discard, atomic_open
 
 EXIT_INTACT, EXIT_RECOVERED, EXIT_UNRECOVERABLE = 0, 3, 1
 OUTPUT_CHUNK_BYTES = 4 * 1024 * 1024
@@ -89,37 +90,28 @@ def recover(
         raise RecordingError(f"{target}: the output would overwrite the input; use --in-place")
     if not source.is_file():
         raise RecordingError(f"{source}: no such file")
-    temp = target.with_name(f".{target.name}.recovering-{os.getpid()}")
-    try:
-        report = _salvage(source, temp)
-        if report.status == "recovered":
-            os.replace(temp, target)
-            report.output = target
-        elif report.status == "intact" and output is not None:
-            shutil.copyfile(source, target)
-            report.output = target
-    finally:
-        temp.unlink(missing_ok=True)
+    with atomic_open(target) as f:
+        report = _salvage(source, f)
+        if report.status != "recovered":
+            raise Discard  # the target keeps what it had
+        report.output = target
+    if report.status == "intact" and output is not None:
+        shutil.copyfile(source, target)
+        report.output = target
     return report
 
 
-def _salvage(source: Path, temp: Path) -> RecoveryReport:
+def _salvage(source: Path, f: BinaryIO) -> RecoveryReport:
     scanner = RecordScanner(source)
     report = RecoveryReport(source, None, "recovered")
-    with open(temp, "wb") as f:
-        writer = Writer(
-            f,
-            chunk_size=OUTPUT_CHUNK_BYTES,
-            compression=CompressionType.ZSTD,
-            enable_data_crcs=True,
-        )
-        try:
-            _copy(scanner, writer, report)
-        except NotMcapError as e:
-            return RecoveryReport(source, None, "unrecoverable", damage=str(e))
-        writer.finish()
-        f.flush()
-        os.fsync(f.fileno())
+    writer = Writer(
+        f, chunk_size=OUTPUT_CHUNK_BYTES, compression=CompressionType.ZSTD, enable_data_crcs=True
+    )
+    try:
+        _copy(scanner, writer, report)
+    except NotMcapError as e:
+        return RecoveryReport(source, None, "unrecoverable", damage=str(e))
+    writer.finish()
     report.bytes_kept = scanner.sound_bytes
     report.bytes_lost = scanner.file_size - scanner.sound_bytes
     if scanner.finished and scanner.has_summary:

@@ -12,6 +12,8 @@ episode's end marker into a temp file next to it, dropping a trailing incomplete
 and whatever followed the last end (reported), renames the temp file over the original
 atomically, and returns a `BagWriter` that continues with episode N. So a resumed bag
 never holds a mixed episode: an episode is either wholly from one run or absent.
+
+R17: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations

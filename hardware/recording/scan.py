@@ -37,6 +37,8 @@ from mcap.records import (
 )
 from mcap.stream_reader import breakup_chunk
 
+from sim.errors import TwinbridgeError
+
 MAGIC = b"\x89MCAP0\r\n"
 RECORD_PREFIX = struct.Struct("<BQ")
 Item = Schema | Channel | Message | Metadata | Attachment
@@ -59,7 +61,7 @@ class ScanDamage:
     reason: str
 
 
-class NotMcapError(ValueError):
+class NotMcapError(TwinbridgeError, ValueError):
     """The file does not start with the MCAP magic and a Header record."""
 
 

@@ -53,6 +53,7 @@ from hardware.recording.schemas import (
     full_type_name,
     ros2msg_definition,
 )
+from sim.files import fsync_directory
 
 SESSION_METADATA = "twinbridge_session"
 COMPRESSIONS = {
@@ -248,7 +249,7 @@ class BagWriter:
         self.flush()
         path = Path(path)
         os.replace(self.path, path)
-        _fsync_directory(path.parent)
+        fsync_directory(path.parent)
         self.path = path
 
     def close(self) -> None:
@@ -292,11 +293,3 @@ def _create(path: Path) -> IO[bytes]:
         ) from e
     except OSError as e:
         raise BagFileError(path, f"cannot create: {e.strerror}", False) from e
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

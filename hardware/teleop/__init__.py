@@ -8,7 +8,8 @@ and `reset()` like a policy, plus `events()` (e-stop, release, end episode, quit
 """  # noqa: E501
 
 from hardware.teleop.config import TeleopConfig
-from hardware.teleop.mapping import Intent, make_mapping
+from hardware.teleop.intent import Intent
+from hardware.teleop.mapping import make_mapping
 from hardware.teleop.operator import (
     OPERATORS,
     DeviceError,

@@ -2,9 +2,12 @@
 
 Run: `python -c "from hardware.teleop import TeleopConfig; print(TeleopConfig())"`
 
-Key names are a lowercase letter or digit, a punctuation character, or one of `NAMED_KEYS`.
-Commands are the robot's own (`mapping.ROBOT_COMMANDS`), its axes with a sign ("+x", "-grasp":
-held, with autorepeat, the axis is at full deflection) or an event (`EVENT_COMMANDS`).
+Key names are a lowercase letter or digit, a punctuation character, or one of
+`hardware.teleop.inputs.NAMED_KEYS`.
+Commands are the robot's own, its axes with a sign ("+x": held, with autorepeat, the axis is
+at full deflection) or an event (`EVENT_COMMANDS`). Each robot's keys, sticks and buttons
+are its robot.yaml's `teleop:` section (hardware/teleop/bindings.py); this config holds the
+events' bindings and the user's overrides, checked against every robot that has a section.
 """
 
 from __future__ import annotations
@@ -13,18 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from hardware.teleop.mapping import (
-    EVENT_COMMANDS,
-    PRESETS,
-    ROBOT_AXES,
-    ROBOT_COMMANDS,
-)
+from hardware.teleop.bindings import TeleopBindings, teleop_bindings, teleoperable_robots
+from hardware.teleop.inputs import STICKS, key_map_problem
+from hardware.teleop.intent import EVENT_COMMANDS
 from sim.errors import ConfigError
-
-NAMED_KEYS = (
-    "up", "down", "left", "right", "space", "enter", "tab", "backspace", "escape",
-)  # fmt: skip
-STICKS = ("left_x", "left_y", "right_x", "right_y")
 
 
 def _frozen(mapping: Mapping) -> Mapping:
@@ -34,32 +29,10 @@ def _frozen(mapping: Mapping) -> Mapping:
 DEFAULT_EVENT_KEYS = _frozen(
     {"space": "estop", "u": "release_estop", "enter": "end_episode", "q": "quit", "escape": "quit"}
 )
-DEFAULT_ROBOT_KEYS = _frozen(
-    {
-        "fetch": _frozen(
-            {
-                "up": "+x", "down": "-x", "left": "+y", "right": "-y", "w": "+z", "s": "-z",
-                "g": "gripper_toggle", "o": "gripper_open", "c": "gripper_close",
-            }
-        ),
-        "shadow_hand": _frozen(
-            {
-                "up": "+grasp", "down": "-grasp", "right": "+spread", "left": "-spread",
-                "t": "+thumb", "g": "-thumb", "w": "+wrist_flex", "s": "-wrist_flex",
-                "d": "+wrist_deviation", "a": "-wrist_deviation", "n": "preset_next",
-                **{str(i): f"preset:{name}" for i, name in enumerate(PRESETS)},
-            }
-        ),
-    }
-)  # fmt: skip
+DEFAULT_ROBOT_KEYS = _frozen({})  # no overrides: every robot's keys are its robot.yaml's
 # SDL joystick indices of an Xbox-style pad on Linux: A 0, B 1, X 2, Y 3, Back 6, Start 7.
 DEFAULT_GAMEPAD_AXES = _frozen({"left_x": 0, "left_y": 1, "right_x": 3, "right_y": 4})
-DEFAULT_GAMEPAD_BUTTONS = _frozen(
-    {
-        "estop": 1, "release_estop": 7, "end_episode": 3, "quit": 6,
-        "gripper_toggle": 0, "preset_next": 0, "preset:open": 2,
-    }
-)  # fmt: skip
+DEFAULT_GAMEPAD_BUTTONS = _frozen({"estop": 1, "release_estop": 7, "end_episode": 3, "quit": 6})
 
 
 @dataclass(frozen=True)
@@ -68,10 +41,12 @@ class TeleopConfig:
 
     control_rate_hz: how often `act` is called; one action covers one period. The twin's
         tasks step at 25 Hz.
-    max_speed_m_s: Fetch gripper speed at full deflection (norm of the Cartesian velocity).
-    synergy_rate_per_s: hand posture change at full deflection, action units per second
-        (the action range [-1, 1] is 2 units wide).
-    hand_start_preset: the hand posture every episode starts from.
+    max_speed_m_s: gripper speed at full deflection (norm of the Cartesian velocity) of a
+        robot whose teleop mapping is `cartesian_gripper`.
+    synergy_rate_per_s: posture change at full deflection (`posture_synergies` mapping),
+        action units per second (the action range [-1, 1] is 2 units wide).
+    hand_start_preset: the preset posture every episode of a `posture_synergies` robot
+        starts from.
     key_hold_s / key_decay_s: a motion key keeps its axis at full deflection for `key_hold_s`
         after its last byte (autorepeat refreshes it), then the axis ramps linearly to zero
         over `key_decay_s`: a released key stops the arm within their sum.
@@ -79,8 +54,10 @@ class TeleopConfig:
         again within this time of its previous byte is autorepeat and is ignored.
     gamepad_index: SDL joystick index of the pad to use.
     deadzone: stick deflection below this reads as 0; above, rescaled to reach 1 at the end.
-    event_keys / robot_keys: key name -> command (events; per robot, the robot's commands).
-    gamepad_axes: stick axis name -> SDL axis index; gamepad_buttons: command -> button index.
+    event_keys: key name -> event. robot_keys: robot -> its key map (key name -> signed axis
+        or command), replacing the one in its robot.yaml's teleop section.
+    gamepad_axes: stick axis name -> SDL axis index; gamepad_buttons: command -> button index
+        (events; a robot command here overrides its robot.yaml's button).
     show_help: print the key help when a keyboard operator starts.
     """
 
@@ -101,25 +78,8 @@ class TeleopConfig:
 
     def __post_init__(self) -> None:
         self._check_numbers()
-        if self.hand_start_preset not in PRESETS:
-            raise ConfigError(
-                f"TeleopConfig.hand_start_preset {self.hand_start_preset!r} is not a preset; "
-                f"valid: {', '.join(PRESETS)}"
-            )
         _check_keys("event_keys", self.event_keys, set(EVENT_COMMANDS))
-        for robot, keys in self.robot_keys.items():
-            if robot not in ROBOT_COMMANDS:
-                raise ConfigError(
-                    f"TeleopConfig.robot_keys: unknown robot {robot!r}; "
-                    f"valid: {', '.join(ROBOT_COMMANDS)}"
-                )
-            _check_keys(f"robot_keys[{robot!r}]", keys, robot_key_commands(robot))
-            shared = sorted(set(keys) & set(self.event_keys))
-            if shared:
-                raise ConfigError(
-                    f"TeleopConfig: key(s) {shared} are bound both in event_keys and in "
-                    f"robot_keys[{robot!r}]; give each key one command"
-                )
+        _check_robots(self, teleoperable_robots())
         self._check_gamepad()
 
     def _check_numbers(self) -> None:
@@ -151,13 +111,6 @@ class TeleopConfig:
                 f"TeleopConfig.gamepad_axes must name exactly {list(STICKS)}; "
                 f"missing {missing}, unknown {unknown}"
             )
-        commands = set(EVENT_COMMANDS).union(*ROBOT_COMMANDS.values())
-        unknown = sorted(set(self.gamepad_buttons) - commands)
-        if unknown:
-            raise ConfigError(
-                f"TeleopConfig.gamepad_buttons: unknown command(s) {unknown}; "
-                f"valid: {', '.join(sorted(commands))}"
-            )
         for what, table in (
             ("gamepad_axes", self.gamepad_axes),
             ("gamepad_buttons", self.gamepad_buttons),
@@ -167,37 +120,52 @@ class TeleopConfig:
                 raise ConfigError(f"TeleopConfig.{what}: indices must be ints >= 0, got {bad}")
 
     def keys_for(self, robot: str) -> dict[str, str]:
-        """Key name -> command for `robot`: its own keys plus the event keys."""
-        if robot not in self.robot_keys:
-            raise ConfigError(
-                f"TeleopConfig.robot_keys has no key map for robot {robot!r}; add one"
-            )
-        return {**self.robot_keys[robot], **self.event_keys}
-
-
-def robot_key_commands(robot: str) -> set[str]:
-    """The commands a key may have on `robot`: signed axes and the robot's commands."""
-    axes = {f"{sign}{axis}" for axis in ROBOT_AXES[robot] for sign in "+-"}
-    return axes | set(ROBOT_COMMANDS[robot])
-
-
-def valid_key_name(key: object) -> bool:
-    if not isinstance(key, str):
-        return False
-    if key in NAMED_KEYS:
-        return True
-    return len(key) == 1 and key.isprintable() and not key.isspace() and key == key.lower()
+        """Key name -> command for `robot`: its keys (`robot_keys`, else its robot.yaml's)
+        plus the event keys."""
+        keys = self.robot_keys.get(robot)
+        if keys is None:
+            keys = teleop_bindings(robot).keys
+        return {**keys, **self.event_keys}
 
 
 def _check_keys(what: str, keys: Mapping[str, str], commands: set[str]) -> None:
-    bad_keys = sorted(str(k) for k in keys if not valid_key_name(k))
-    if bad_keys:
+    problem = key_map_problem(keys, commands)
+    if problem:
+        raise ConfigError(f"TeleopConfig.{what}: {problem}")
+
+
+def _check_robots(config: TeleopConfig, robots: Mapping[str, TeleopBindings]) -> None:
+    """The overrides and robot settings against every robot's teleop bindings."""
+    for robot, keys in config.robot_keys.items():
+        if robot not in robots:
+            raise ConfigError(
+                f"TeleopConfig.robot_keys: unknown robot {robot!r}; valid (robots with a "
+                f"teleop section): {', '.join(robots)}"
+            )
+        _check_keys(f"robot_keys[{robot!r}]", keys, robots[robot].key_commands)
+    for robot, bindings in robots.items():
+        problem = bindings.kind.config_problem(config)
+        if problem:
+            raise ConfigError(f"TeleopConfig.{problem} (robot {robot!r}, {bindings.source})")
+        _check_shared_keys(config, bindings)
+    commands = set(EVENT_COMMANDS).union(*(b.kind.commands for b in robots.values()))
+    unknown = sorted(set(config.gamepad_buttons) - commands)
+    if unknown:
         raise ConfigError(
-            f"TeleopConfig.{what}: invalid key name(s) {bad_keys}; use a lowercase letter, digit "
-            f"or punctuation character, or one of {', '.join(NAMED_KEYS)}"
+            f"TeleopConfig.gamepad_buttons: unknown command(s) {unknown}; "
+            f"valid: {', '.join(sorted(commands))}"
         )
-    bad = {k: c for k, c in keys.items() if c not in commands}
-    if bad:
+
+
+def _check_shared_keys(config: TeleopConfig, bindings: TeleopBindings) -> None:
+    """A key means one thing: no robot key is also an event key."""
+    robot = bindings.robot
+    overridden = robot in config.robot_keys
+    keys = config.robot_keys[robot] if overridden else bindings.keys
+    shared = sorted(set(keys) & set(config.event_keys))
+    if shared:
+        where = f"robot_keys[{robot!r}]" if overridden else f"the keys of {bindings.source}"
         raise ConfigError(
-            f"TeleopConfig.{what}: unknown command(s) {bad}; valid: {', '.join(sorted(commands))}"
+            f"TeleopConfig: key(s) {shared} are bound both in event_keys and in {where}; "
+            "give each key one command"
         )

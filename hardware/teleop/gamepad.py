@@ -7,10 +7,10 @@ are commands, taken from SDL's button-down events so a press between two control
 never missed. With no display (no DISPLAY or WAYLAND_DISPLAY) SDL's dummy video driver is
 used; SDL needs its video subsystem for the event queue, not for a window.
 
-Fetch: left stick = x (push up: away from the base) and y (push left: +y), right stick
-vertical = z. Hand: left stick vertical = grasp closure, horizontal = finger spread; right
-stick horizontal = thumb opposition, vertical = wrist flex. A pad unplugged mid-run raises
-the e-stop event and stops all motion. `close()` quits the SDL subsystems this operator
+Which stick drives which axis and which button gives which robot command is the robot's:
+`gamepad_sticks` and `gamepad_buttons` in its robot.yaml's teleop section; the event buttons
+(and any override of a robot's button) are `TeleopConfig.gamepad_buttons`. A pad unplugged
+mid-run raises the e-stop event and stops all motion. `close()` quits the SDL subsystems this operator
 started (none that were running before it).
 """  # noqa: E501
 
@@ -19,26 +19,13 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from collections.abc import Callable
 from typing import Any
 
+from hardware.teleop.bindings import TeleopBindings
 from hardware.teleop.config import TeleopConfig
-from hardware.teleop.mapping import EVENT_COMMANDS, Intent
+from hardware.teleop.intent import EVENT_COMMANDS, Intent
 from hardware.teleop.operator import DeviceError, DeviceOperator
-
-# Per robot: intent axis -> (stick, sign). SDL's vertical stick axes are +1 when pulled down.
-STICKS: Mapping[str, Mapping[str, tuple[str, float]]] = MappingProxyType(
-    {
-        "fetch": {"x": ("left_y", -1.0), "y": ("left_x", -1.0), "z": ("right_y", -1.0)},
-        "shadow_hand": {
-            "grasp": ("left_y", -1.0),
-            "spread": ("left_x", 1.0),
-            "thumb": ("right_x", 1.0),
-            "wrist_flex": ("right_y", -1.0),
-        },
-    }
-)
 
 
 def apply_deadzone(value: float, deadzone: float) -> float:
@@ -47,6 +34,16 @@ def apply_deadzone(value: float, deadzone: float) -> float:
     if magnitude <= deadzone:
         return 0.0
     return min(1.0, (magnitude - deadzone) / (1.0 - deadzone)) * (1.0 if value > 0 else -1.0)
+
+
+def button_commands(bindings: TeleopBindings, config: TeleopConfig) -> dict[int, str]:
+    """SDL button -> command: the robot's buttons, with the config's (events, overrides)
+    taking their commands and buttons over."""
+    known = set(EVENT_COMMANDS) | set(bindings.kind.commands)
+    own = config.gamepad_buttons
+    chosen = {c: b for c, b in bindings.gamepad_buttons.items() if c not in own}
+    chosen.update({c: b for c, b in own.items() if c in known})  # later entries win a button
+    return {button: command for command, button in chosen.items()}
 
 
 def _import_pygame() -> Any:
@@ -79,9 +76,8 @@ class GamepadOperator(DeviceOperator):
     ):
         super().__init__(task, config)
         self._pygame = pygame = _import_pygame()
-        self._sticks = STICKS[self.robot]
-        commands = set(EVENT_COMMANDS) | set(self.mapping.commands)
-        self._buttons = {b: c for c, b in self.config.gamepad_buttons.items() if c in commands}
+        self._sticks = self.bindings.gamepad_sticks  # axis -> (stick, sign)
+        self._buttons = button_commands(self.bindings, self.config)
         self._owns_display = not pygame.display.get_init()
         self._owns_joystick = not pygame.joystick.get_init()
         self._connected = False

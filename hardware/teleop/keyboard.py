@@ -12,7 +12,7 @@ A terminal sends no key-release: a held key arrives as autorepeat (after ~0.5 s,
 ~30 Hz). A motion key therefore holds its axis for `key_hold_s` after its last byte, then
 ramps it to zero over `key_decay_s`: a released key stops the arm by itself. (The gap
 before autorepeat starts makes a held key stutter once; `xset r rate 200 30` or a longer
-`key_hold_s` smooths it.) Discrete keys (gripper toggle, presets) ignore their own
+`key_hold_s` smooths it.) Discrete keys (a gripper toggle, a preset) ignore their own
 autorepeat; the e-stop key never does. If the terminal hangs up (EOF or EIO: the ssh session
 or terminal window is gone), no e-stop key can arrive any more: the operator asks for the
 e-stop and quit, once, and holds no motion key from then on.
@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from hardware.teleop.config import TeleopConfig
-from hardware.teleop.mapping import Intent
+from hardware.teleop.intent import EVENT_COMMANDS, Intent
 from hardware.teleop.operator import DeviceError, DeviceOperator
 
 ESC = 0x1B
@@ -228,7 +228,7 @@ def help_text(task: str, keys: dict[str, str]) -> str:
     for key, command in keys.items():
         if command[0] in "+-":
             groups["move"].append(f"{key}:{command}")
-        elif command in ("estop", "release_estop", "end_episode", "quit"):
+        elif command in EVENT_COMMANDS:
             groups["events"].append(f"{key}:{command}")
         else:
             groups["do"].append(f"{key}:{command}")

@@ -19,8 +19,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from hardware.teleop.bindings import teleop_bindings
 from hardware.teleop.config import TeleopConfig
-from hardware.teleop.mapping import EVENT_COMMANDS, Intent, make_mapping, robot_of
+from hardware.teleop.intent import EVENT_COMMANDS, Intent
+from hardware.teleop.mapping import make_mapping, robot_of
 from sim.errors import TwinbridgeError, UnknownNameError
 from sim.tasks import get_task_spec
 
@@ -86,7 +88,8 @@ class EventLatch:
 
 
 class DeviceOperator:
-    """Shared behaviour of human devices: a robot mapping, an event latch, checked actions.
+    """Shared behaviour of human devices: the robot's bindings and mapping, an event latch,
+    checked actions.
 
     Both `act` and `events` read the device, so e-stop and quit requests arrive even while
     the loop holds and does not ask for actions. Robot commands read by `events` wait for
@@ -101,6 +104,7 @@ class DeviceOperator:
         self.task = task
         self.config = config or TeleopConfig()
         self.robot = robot_of(task)
+        self.bindings = teleop_bindings(self.robot)  # its robot.yaml's teleop section
         self.mapping = make_mapping(task, self.config)
         self._latch = EventLatch()
         self._closed = False

@@ -11,9 +11,10 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from policies.training import config as her_config
-from policies.training import ppo_config
 from policies.training.errors import TrainingConfigError
+from policies.training.her.config import HerSacConfig
+from policies.training.options import RESUMABLE
+from policies.training.ppo import config as ppo_config
 
 
 @dataclass(frozen=True)
@@ -23,21 +24,21 @@ class Algorithm:
     config_class: type
     resumable: tuple[str, ...]  # options a resumed run may change (they do not affect learning)
     trainer: str  # "module:Class" with __init__(config), resume(directory, **overrides)
-    policy_graph: str  # "module:function" of (trainer, which) -> a policies.graph module
+    policy_graph: str  # "module:function" of (trainer, which) -> its deployable graph
 
 
 _HER = Algorithm(
-    her_config.HerSacConfig, her_config.RESUMABLE, "policies.training.trainer:HerSacTrainer",
-    "policies.training.export:policy_graph",
+    HerSacConfig, RESUMABLE, "policies.training.her.trainer:HerSacTrainer",
+    "policies.training.export.trained:mlp_policy_graph",
 )  # fmt: skip
 ALGORITHMS: dict[str, Algorithm] = {
     "her-sac": _HER,
     "her-td3": _HER,
     ppo_config.ALGO: Algorithm(
         ppo_config.PpoLstmConfig,
-        ppo_config.RESUMABLE,
-        "policies.training.ppo:PpoLstmTrainer",
-        "policies.training.ppo_export:lstm_policy_graph",
+        RESUMABLE,
+        "policies.training.ppo.trainer:PpoLstmTrainer",
+        "policies.training.export.trained:lstm_policy_graph",
     ),
 }
 DEFAULT_ALGO = "her-sac"

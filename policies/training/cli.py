@@ -30,14 +30,13 @@ from typing import Any
 from policies.training.algorithms import (
     ALGORITHMS,
     DEFAULT_ALGO,
-    Algorithm,
     algorithms_using,
     config_classes,
     get_algorithm,
     load,
 )
-from policies.training.config import EXPORT_FROM, load_config_file
 from policies.training.errors import TrainingConfigError
+from policies.training.options import EXPORT_FROM, load_config_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,20 +106,19 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate everything, train, optionally export; prints the last log row as JSON."""
-    from policies.training.trainer import run_training
+    from policies.training.loop import run_training
 
     _check_run_options(args)
     given = {k: v for k, v in vars(args).items() if k in _all_field_names()}
     if args.resume is not None:
-        algorithm, trainer = _resumed(args.resume, given)
+        trainer = _resumed(args.resume, given)
     else:
         config = _config(args.config, given)
-        algorithm = get_algorithm(config.algo)
-        trainer = load(algorithm.trainer)(config)
+        trainer = load(get_algorithm(config.algo).trainer)(config)
     try:
         row = run_training(trainer, args.out)
         if args.export is not None:
-            row["export"] = _export(trainer, algorithm, args)
+            row["export"] = _export(trainer, args)
     finally:
         trainer.close()
     print(json.dumps(row))
@@ -176,8 +174,8 @@ def _checkpoint_dir(path: Path) -> Path:
     return path / "checkpoint" if (path / "checkpoint").is_dir() else path
 
 
-def _resumed(path: Path, flags: dict[str, Any]) -> tuple[Algorithm, Any]:
-    """The checkpoint's algorithm and a trainer continuing it; flags may change only what
+def _resumed(path: Path, flags: dict[str, Any]) -> Any:
+    """A trainer of the checkpoint's algorithm continuing it; flags may change only what
     does not affect learning, and a different task is a checkpoint mismatch."""
     from policies.training.checkpoint import load_checkpoint
 
@@ -194,7 +192,7 @@ def _resumed(path: Path, flags: dict[str, Any]) -> tuple[Algorithm, Any]:
                 f"resumed run may change only {', '.join(algorithm.resumable)}"
             )
     overrides = {k: v for k, v in flags.items() if k in algorithm.resumable}
-    return algorithm, load(algorithm.trainer).resume(directory, **overrides)
+    return load(algorithm.trainer).resume(directory, **overrides)
 
 
 def reproduce_command(
@@ -239,7 +237,7 @@ def _train_words(config: Any) -> list[str]:
     return words
 
 
-def _export(trainer: Any, algorithm: Algorithm, args: argparse.Namespace) -> dict[str, Any]:
+def _export(trainer: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Export ONNX + card, evaluate the ONNX file like `twinbridge rollout`, record it."""
     from policies.training.export import export_trained_policy
 
@@ -247,7 +245,6 @@ def _export(trainer: Any, algorithm: Algorithm, args: argparse.Namespace) -> dic
     return export_trained_policy(
         trainer,
         args.export,
-        graph=load(algorithm.policy_graph)(trainer, args.export_from),
         episodes=args.export_eval_episodes,
         reproduce=reproduce_command(
             config, args.out, args.export, args.export_from, trainer.randomization.history

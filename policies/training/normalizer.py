@@ -2,8 +2,8 @@
 
 Statistics accumulate in float64 (sum, sum of squares, count), so they are exact to save and
 resume; `normalize` runs in float32 torch, as the exported ONNX graph does. The graph
-(`policies.graph`) has no raw ±`obs_clip` (200) clip: it never binds on these tasks, whose
-observations are metres, radians and their rates, far below 200.
+(`policies.training.export.graph`) has no raw ±`obs_clip` (200) clip: it never binds on
+these tasks, whose observations are metres, radians and their rates, far below 200.
 """
 
 from __future__ import annotations

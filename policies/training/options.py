@@ -1,17 +1,23 @@
-"""Checks shared by every training-config dataclass: field types, named ranges, unknown keys.
+"""What every training-config dataclass shares: fields with help, checks, the --config file.
 
 The config dataclasses (`HerSacConfig`, `PpoLstmConfig`) are the single source of truth of
-their options; these helpers keep their validation messages alike: each names the option.
+their options; `TrainingOptions` and these helpers keep their behaviour and validation
+messages alike: each names the option.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import fields
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Self, TypeVar
 
 from policies.training.errors import TrainingConfigError
+from sim.config_loader import load_yaml_mapping
+from sim.errors import UnknownNameError
+from sim.tasks import get_task_spec
 
 T = TypeVar("T")
 
@@ -83,3 +89,94 @@ def check_randomization(path: str) -> None:
         load_randomization(path)
     except RandomizationError as e:
         raise TrainingConfigError(f"option randomization: {e}") from e
+
+
+EXPORT_FROM = ("final", "best")  # export the last policy, or the best-evaluating snapshot
+# Options a resumed run may change: they do not affect what is learned, except
+# randomization, which a resumed run may add or change to fine-tune on randomized physics.
+RESUMABLE = ("total_env_steps", "progress", "num_workers", "randomization")
+
+
+def option(default: Any, help: str, **kwargs: Any) -> Any:
+    """A dataclass field whose help text becomes the CLI flag's --help."""
+    return dataclasses.field(default=default, metadata={"help": help, **kwargs})
+
+
+class TrainingOptions:
+    """What every training-config dataclass shares (its fields are its own).
+
+    `__post_init__` makes list values of tuple options tuples, checks every field's type,
+    then runs the subclass's `_validate`, all before any env or network is built.
+    """
+
+    task: str
+    max_episode_steps: int
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            if isinstance(f.default, tuple):
+                setattr(self, f.name, tuple(getattr(self, f.name)))
+        check_field_types(self)
+        self._validate()
+
+    def _validate(self) -> None:
+        raise NotImplementedError
+
+    def episode_steps(self) -> int:
+        """Episode length: the option, or the task's registered limit."""
+        return self.max_episode_steps or get_task_spec(self.task).max_episode_steps
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (tuples become lists)."""
+        values = dataclasses.asdict(self)  # type: ignore[call-overload]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> Self:
+        """Build from a mapping, refusing unknown keys with the list of valid ones."""
+        return build_config(cls, values, source)
+
+
+def check_task_and_randomization(config: Any) -> None:
+    """The `randomization` file is valid and `task` is registered."""
+    check_randomization(config.randomization)
+    try:
+        get_task_spec(config.task)
+    except UnknownNameError as e:
+        raise TrainingConfigError(f"option task: {e}") from e
+
+
+def check_env_counts(config: Any) -> None:
+    """No more workers than envs, episodes no longer than the task's limit."""
+    c = config
+    require("num_workers", c.num_workers, c.num_workers <= c.num_envs, "must be <= num_envs")
+    limit = get_task_spec(c.task).max_episode_steps
+    require("max_episode_steps", c.max_episode_steps, c.max_episode_steps <= limit,
+            f"must be <= the task's limit {limit}")  # fmt: skip
+
+
+def check_widths(name: str, widths: tuple[int, ...]) -> None:
+    """Hidden-layer widths: one or more, all positive."""
+    ok = len(widths) > 0 and min(widths) > 0
+    require(name, widths, ok, "must be one or more positive widths")
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Option values from a JSON or YAML file; not yet validated."""
+    if Path(path).suffix.lower() in (".yaml", ".yml"):
+        return load_yaml_mapping(path, "config file", error=TrainingConfigError)
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise TrainingConfigError(f"cannot read config file {path}: {e}") from e
+    values = _parse(text, Path(path))
+    if not isinstance(values, dict):
+        raise TrainingConfigError(f"{path}: expected a mapping of option: value at top level")
+    return values
+
+
+def _parse(text: str, path: Path) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TrainingConfigError(f"{path} is not valid JSON: {e}") from e

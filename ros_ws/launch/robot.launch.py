@@ -5,6 +5,8 @@ Run: `ros2 launch twinbridge robot.launch.py` with ROS_DOMAIN_ID set, discovery 
 (ROS_SECURITY_ENABLE=true, ROS_SECURITY_STRATEGY=Enforce): the launch refuses to start
 otherwise (R21). driver_node's port comes from ros_ws/config/robot.yaml (a udev symlink);
 `twinbridge robot` starts the same nodes without ros2 launch.
+
+R21: see hardware/RELIABILITY.md.
 """
 
 import os

@@ -5,6 +5,8 @@ needs the terminal, so run `ros2 run twinbridge teleop_node --ros-args -p device
 in its own shell instead), with the environment robot.launch.py requires (R21).
 The bag path is recorder_node's `output_path` in ros_ws/config/robot.yaml; without ROS 2
 installed, `twinbridge teleop --hardware emulator --record FILE.mcap` starts the same nodes.
+
+R21: see hardware/RELIABILITY.md.
 """
 
 import os

@@ -7,6 +7,8 @@ are stricter where it is lax: a zero stamp is rejected, not read as "now".
 
 Each rejection is a `CommandRejected` whose `reason` is a short stable key (counted in
 `diagnostics`) and whose message names the offending field and value.
+
+R12: see hardware/RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.errors import TwinbridgeError
 
-class CommandRejected(ValueError):
+
+class CommandRejected(TwinbridgeError, ValueError):
     """A command or state that must not be applied; `reason` is a counter key."""
 
     def __init__(self, reason: str, detail: str):

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sim.errors import TwinbridgeError
 
-class ResetRefused(ValueError):
+
+class ResetRefused(TwinbridgeError, ValueError):
     """A reset the robot will not serve now; `reason` is a counter key, the message the why."""
 
     def __init__(self, reason: str, detail: str):

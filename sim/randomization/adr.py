@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.config_loader import check_keys
 from sim.randomization.parameters import Parameter, RandomizationError, by_path
 
 BOUNDS = ("low", "high")
@@ -92,14 +93,9 @@ class AdrSettings:
     def from_dict(cls, mapping: Mapping[str, Any], source: str) -> AdrSettings:
         """Settings from a YAML/JSON mapping; `source` (a file name) prefixes every error."""
         known = [f.name for f in fields(cls)]
-        unknown = sorted(str(k) for k in mapping if k not in known)
-        if unknown:
-            raise RandomizationError(
-                f"{source}: unknown ADR setting(s) {', '.join(unknown)}; "
-                f"known settings: {', '.join(known)}"
-            )
+        values = check_keys(mapping, known, source, what="ADR setting", error=RandomizationError)
         try:
-            return cls(**mapping)
+            return cls(**values)
         except RandomizationError as e:
             raise RandomizationError(f"{source}: {e}") from e
 

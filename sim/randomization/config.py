@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sim.config_loader import check_keys, load_yaml_mapping
 from sim.randomization.adr import AdrSettings
 from sim.randomization.parameters import RandomizationError
 from sim.randomization.registry import get_parameter
@@ -76,11 +77,7 @@ class RandomizationConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "<config>") -> RandomizationConfig:
         """Validate a parsed YAML mapping; errors name `source` and the offending key."""
-        if not isinstance(values, Mapping):
-            raise RandomizationError(f"{source}: expected a mapping with keys {_TOP_KEYS}")
-        unknown = sorted(set(values) - set(_TOP_KEYS))
-        if unknown:
-            raise RandomizationError(f"{source}: unknown key(s) {unknown}; use {_TOP_KEYS}")
+        values = check_keys(values, _TOP_KEYS, source, error=RandomizationError)
         ranges = {
             str(path): _range(source, path, value)
             for path, value in (values.get("parameters") or {}).items()
@@ -102,13 +99,5 @@ def _range(source: str, path: str, value: Any) -> tuple[float, float]:
 
 def load_randomization(path: str | Path) -> RandomizationConfig:
     """Read and validate a randomization YAML (or JSON) file."""
-    import yaml
-
-    path = Path(path)
-    try:
-        values = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise RandomizationError(f"cannot read randomization file {path}: {e}") from e
-    except yaml.YAMLError as e:
-        raise RandomizationError(f"{path} is not valid YAML: {e}") from e
-    return RandomizationConfig.from_dict(values or {}, str(path))
+    values = load_yaml_mapping(path, "randomization file", error=RandomizationError)
+    return RandomizationConfig.from_dict(values, str(path))

@@ -5,7 +5,7 @@ trainer evaluated: `action = low + (actor(clip((obs - mean) / std, -clip, clip))
 (high - low) / 2`, the actor ending in tanh. `LstmPolicyGraph` is the Dactyl shape (dense
 + LSTM + linear head + tanh) with its hidden and cell state as explicit inputs/outputs.
 
-Run: `python -c "from policies.graph import MlpPolicyGraph; help(MlpPolicyGraph)"`
+Run: `python -c "from policies.training.export.graph import MlpPolicyGraph; help(MlpPolicyGraph)"`
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from policies.errors import PolicyGraphError
 class PolicyGraphBase(nn.Module):
     """The normalizer and action-scaling buffers every policy graph shares, validated once.
 
-    `policies.export` accepts any subclass; it reads `obs_dim`, `action_dim`,
+    `policies.training.export.trained` accepts any subclass; it reads `obs_dim`, `action_dim`,
     `recurrent_size` (0: feed-forward; else forward takes and returns h and c) and bounds.
     """
 

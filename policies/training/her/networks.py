@@ -14,17 +14,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from policies.training.layers import mlp
+
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
-
-
-def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
-    """Linear-ReLU stack; the last layer is linear."""
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(in_dim, width), nn.ReLU()]
-        in_dim = width
-    layers.append(nn.Linear(in_dim, out_dim))
-    return nn.Sequential(*layers)
 
 
 class SquashedGaussianActor(nn.Module):

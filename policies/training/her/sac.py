@@ -3,7 +3,7 @@
 Why SAC over DDPG/TD3 for HER: its stochastic policy explores without a hand-tuned noise
 schedule, and the learned temperature adapts it per task; published Fetch results (e.g.
 SB3/rl-zoo's HER benchmarks, and TQC, a SAC variant, for the hard Fetch tasks) favour it.
-`policies.training.td3` is the measured alternative (see its docstring for the numbers).
+`policies.training.her.td3` is the measured alternative (see its docstring for the numbers).
 
 All randomness goes through one `torch.Generator`, so a run is reproducible and resumable.
 """
@@ -18,9 +18,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from policies.training.config import HerSacConfig
-from policies.training.demonstrations import demo_actor_term
-from policies.training.networks import DeterministicActor, SquashedGaussianActor, TwinCritic
+from policies.training.her.config import HerSacConfig
+from policies.training.her.demonstrations import demo_actor_term
+from policies.training.her.networks import DeterministicActor, SquashedGaussianActor, TwinCritic
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Batch:
     """A training minibatch as float32 tensors (inputs already normalized).
 
     With demonstrations, the last `demo_rows` rows are demo transitions (the actor's
-    behaviour-cloning term applies to them; `policies.training.demonstrations`).
+    behaviour-cloning term applies to them; `policies.training.her.demonstrations`).
     """
 
     x: torch.Tensor

@@ -17,54 +17,41 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor, nn
 
 from policies.observation import flatten_observation
-from policies.training.checkpoint import (
-    CheckpointState,
-    ResumableTrainer,
-)
+from policies.training.checkpoint import CheckpointState
 from policies.training.checkpoint import load_optimizer_tensors as _load_optimizer
 from policies.training.checkpoint import optimizer_tensors as _optimizer_tensors
-from policies.training.config import RESUMABLE, HerSacConfig
-from policies.training.demonstrations import DemoBuffer, DemoIdentity, load_demo_buffer
-from policies.training.envs import LockstepEnvs, make_lockstep_envs
-from policies.training.errors import CheckpointCorruptError, CheckpointMismatchError
+from policies.training.envs import LockstepEnvs
+from policies.training.errors import CheckpointMismatchError
+from policies.training.her.config import HerSacConfig
+from policies.training.her.demonstrations import DemoBuffer, DemoIdentity, load_demo_buffer
+from policies.training.her.replay import EpisodeBatch, EpisodeReplay, Transitions
+from policies.training.her.sac import Batch
+from policies.training.her.td3 import make_agent
 from policies.training.logs import COLUMNS
 from policies.training.normalizer import RunningNormalizer
-from policies.training.protocols import EpochTrainer
-from policies.training.randomization import TrainingRandomization
-from policies.training.replay import EpisodeBatch, EpisodeReplay, Transitions
-from policies.training.rng import numpy_state_from_tensor, numpy_state_to_tensor
-from policies.training.sac import Batch
-from policies.training.td3 import make_agent
+from policies.training.options import RESUMABLE
+from policies.training.trainer_base import TrainerBase
 
-_COUNTERS = ("env_steps", "updates", "episodes", "epoch")
 _DEMO_COUNTER = "demonstrations"  # checkpoint counter: the dataset's identity (JSON)
 DEMO_COLUMNS = ("bc_loss", "q_filter_pass")  # progress.csv columns of runs with demos
 
 
-class HerSacTrainer(ResumableTrainer):
+class HerSacTrainer(TrainerBase):
     """Owns the envs, replay, normalizer, agent and RNGs of one run."""
 
     log_columns: tuple[str, ...] = COLUMNS  # plus DEMO_COLUMNS with demonstrations
     config_class = HerSacConfig
     resumable = RESUMABLE
-    envs: LockstepEnvs
+    config: HerSacConfig
 
     def __init__(self, config: HerSacConfig, envs: LockstepEnvs | None = None):
-        torch.set_num_threads(config.torch_threads)
-        torch.manual_seed(config.seed)  # network initialization only
-        self.config = config
-        self.randomization = TrainingRandomization.from_path(config.randomization)
-        self.envs = envs or make_lockstep_envs(
-            config.task, config.num_envs, config.num_workers,
-            randomization=self.randomization.config,
-        )  # fmt: skip
+        self._open_run(config, envs, privileged=False)
         self.steps = config.episode_steps()
         space = self.envs.single_observation_space
         self.dims = {
@@ -72,8 +59,6 @@ class HerSacTrainer(ResumableTrainer):
             "goal": int(space["desired_goal"].shape[0]),  # type: ignore[index]
             "action": int(self.envs.single_action_space.shape[0]),
         }
-        self.rng = np.random.default_rng(config.seed)
-        self.generator = torch.Generator().manual_seed(config.seed)
         in_dim = self.dims["obs"] + self.dims["goal"]
         self.normalizer = RunningNormalizer(
             in_dim, config.norm_eps, config.obs_clip, config.norm_clip
@@ -85,10 +70,7 @@ class HerSacTrainer(ResumableTrainer):
         self.demo_identity: DemoIdentity | None = None
         if config.demonstrations_dir:
             self._load_demonstrations()
-        self.counters: dict[str, Any] = dict.fromkeys(_COUNTERS, 0)
-        self.counters.update(update_credit=0.0, wall_time_s=0.0, collect_s=0.0, update_s=0.0)
-        self.counters.update(best_success=-1.0, best_env_steps=0)
-        self.best_policy: dict[str, torch.Tensor] = {}  # see `note_evaluation`
+        self._new_counters(update_credit=0.0)
 
     def _load_demonstrations(self) -> None:
         """Read the dataset (checked against task, robot, control rate and sizes; the envs
@@ -206,24 +188,7 @@ class HerSacTrainer(ResumableTrainer):
             demo_rows=len(parts[1].action) if len(parts) > 1 else 0,
         )  # fmt: skip
 
-    # -- evaluation -------------------------------------------------------------------------
-    def evaluate(self, episodes: int | None = None) -> tuple[float, float]:
-        """Success rate and mean return of the deterministic policy on seeded episodes.
-
-        Episode i is reset with seed `eval_seed + i`; the training RNGs are not touched, so
-        evaluating never changes the training run.
-        """
-        episodes = episodes or self.config.eval_episodes
-        n = self.config.num_envs
-        successes: list[bool] = []
-        returns: list[float] = []
-        for first in range(0, episodes, n):
-            seeds = [self.config.eval_seed + first + i for i in range(n)]
-            done, ret = self._eval_batch(seeds)
-            successes += done.tolist()
-            returns += ret.tolist()
-        return float(np.mean(successes[:episodes])), float(np.mean(returns[:episodes]))
-
+    # -- evaluation and export --------------------------------------------------------------
     def _eval_batch(self, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
         obs = self.envs.reset(seeds)
         ret = np.zeros(len(seeds))
@@ -235,39 +200,23 @@ class HerSacTrainer(ResumableTrainer):
             ret += success.astype(float) - 1.0  # sparse reward: 0 on success, else -1
         return success, ret
 
-    def note_evaluation(self, success: float) -> bool:
-        """Snapshot the deterministic policy when an epoch evaluation ties or beats the best.
-
-        Success rates of one run swing by 10-20 points between epochs, so `--export-from
-        best` exports this snapshot instead of whatever the last epoch left. It is chosen on
-        the epoch evaluation's episodes (seeds from `eval_seed`), never on the zoo's test
-        episodes (seeds 0..N-1), so the card's number is not selected on its own test set.
-        Ties go to the later policy (more data behind it). Returns whether it snapshotted.
-        """
-        if success < self.counters["best_success"]:
-            return False
-        actor = self.agent.deterministic_actor().state_dict()
-        self.best_policy = {f"best/actor/{k}": v.detach().clone() for k, v in actor.items()}
-        self.best_policy["best/obs_mean"] = self.normalizer.mean.clone()
-        self.best_policy["best/obs_std"] = self.normalizer.std.clone()
-        self.counters["best_success"] = float(success)
-        self.counters["best_env_steps"] = int(self.counters["env_steps"])
-        return True
+    def _deployable(self) -> tuple[str, nn.Module, Tensor, Tensor]:
+        """The deterministic actor (tanh of the mean) and the input normalizer."""
+        actor = self.agent.deterministic_actor()
+        return "actor", actor, self.normalizer.mean, self.normalizer.std
 
     # -- checkpoints ------------------------------------------------------------------------
     def state(self) -> CheckpointState:
         """Everything needed to continue this run bit-identically."""
-        tensors: dict[str, torch.Tensor] = {}
+        tensors: dict[str, Tensor] = {}
         for name, module in self.agent.modules.items():
             tensors.update({f"{name}/{k}": v for k, v in module.state_dict().items()})
         tensors.update(self.agent.extra_state())
         for name, optimizer in self.agent.optimizers.items():
             tensors.update(_optimizer_tensors(f"optim/{name}/", optimizer))
         tensors.update(self.normalizer.state_tensors("normalizer/"))
-        tensors.update(self.best_policy)
         tensors.update(self.replay.state_tensors("replay/"))
-        tensors["rng/numpy"] = numpy_state_to_tensor(self.rng)
-        tensors["rng/torch"] = self.generator.get_state()
+        tensors.update(self.run_tensors())
         counters = {**self.counters, "replay_size": self.replay.size}
         counters["replay_next"] = self.replay.next
         counters.update(self.randomization.counters())
@@ -278,15 +227,9 @@ class HerSacTrainer(ResumableTrainer):
         )
 
     def restore(self, state: CheckpointState) -> None:
-        """Load what `state()` saved (into a trainer built from the same config)."""
+        """Load what `state()` saved, trained on the same demonstrations as this run."""
         self._check_demo_identity(state)
-        try:
-            self._restore(state)
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise CheckpointCorruptError(
-                f"checkpoint of {state.task!r} does not fit a {self.config.algo} trainer with "
-                f"this config (missing or mis-shaped tensor or counter): {e}"
-            ) from e
+        super().restore(state)
 
     def _check_demo_identity(self, state: CheckpointState) -> None:
         """Refuse to continue a run on other demonstrations than it learned from."""
@@ -314,74 +257,11 @@ class HerSacTrainer(ResumableTrainer):
         for name, optimizer in self.agent.optimizers.items():
             _load_optimizer(f"optim/{name}/", optimizer, t)
         self.normalizer.load_state_tensors(t, "normalizer/")
-        self.best_policy = {k: v.clone() for k, v in t.items() if k.startswith("best/")}
+        self._restore_run_tensors(t)
         counters = dict(state.counters)
         counters.pop(_DEMO_COUNTER, None)
         self.randomization.restore(counters, int(counters["env_steps"]))
         self.replay.load_state_tensors(
             t, "replay/", counters.pop("replay_size"), counters.pop("replay_next")
         )
-        self.rng = numpy_state_from_tensor(t["rng/numpy"])
-        self.generator.set_state(t["rng/torch"])
         self.counters.update(counters)
-
-
-def run_training(trainer: EpochTrainer, out_dir: Path) -> dict[str, Any]:
-    """Train until `total_env_steps`, logging, evaluating and checkpointing every epoch.
-
-    Writes `out_dir/config.json`, `progress.csv`, `learning_curve.png` and
-    `checkpoint/`; returns the last CSV row.
-    """
-    from tqdm import tqdm
-
-    from policies.training.logs import EpochLog
-
-    config, counters = trainer.config, trainer.counters
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    title = f"{config.algo} {config.task} seed {config.seed}"
-    log = EpochLog(out_dir, title, trainer.log_columns)
-    bar = tqdm(total=config.total_env_steps, initial=min(counters["env_steps"],
-               config.total_env_steps), disable=not config.progress, unit="step",
-               desc=config.task)  # fmt: skip
-    losses: list[dict[str, float]] = []
-    row: dict[str, Any] = {}
-    try:
-        while counters["env_steps"] < config.total_env_steps:
-            start = time.perf_counter()
-            losses.append(trainer.iterate())
-            counters["wall_time_s"] += time.perf_counter() - start
-            bar.update(config.num_envs * trainer.steps)
-            boundary = (counters["epoch"] + 1) * config.epoch_env_steps
-            if counters["env_steps"] >= min(boundary, config.total_env_steps):
-                row = _end_epoch(trainer, losses, log, out_dir)
-                bar.set_postfix(success=f"{row['success_rate']:.2f}")
-                losses = []
-    finally:
-        bar.close()
-    return row or (log.rows()[-1] if log.rows() else {})
-
-
-def _end_epoch(
-    trainer: EpochTrainer, losses: list[dict[str, float]], log: Any, out_dir: Path
-) -> dict[str, Any]:
-    """Evaluate, append the CSV row and redraw the curve, then checkpoint."""
-    counters = trainer.counters
-    start = time.perf_counter()
-    success, ret = trainer.evaluate()
-    counters["wall_time_s"] += time.perf_counter() - start
-    trainer.note_evaluation(success)
-    counters["epoch"] += 1
-    row: dict[str, Any] = {k: counters[k] for k in (*_COUNTERS, "wall_time_s")}
-    row.update(success_rate=success, eval_return=ret, **_mean_losses(losses))
-    row["env_steps_per_s"] = counters["env_steps"] / max(counters["collect_s"], 1e-9)
-    row["updates_per_s"] = counters["updates"] / max(counters["update_s"], 1e-9)
-    log.write(row)
-    trainer.randomization.log_epoch(out_dir, counters["env_steps"])
-    trainer.save(out_dir / "checkpoint")
-    return row
-
-
-def _mean_losses(losses: list[dict[str, float]]) -> dict[str, float]:
-    keys = {k for entry in losses for k in entry}
-    return {k: float(np.mean([e[k] for e in losses if k in e])) for k in keys}

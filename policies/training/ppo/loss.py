@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from policies.training.ppo_networks import LstmGaussianPolicy, PrivilegedValue
-from policies.training.ppo_rollout import Chunks
+from policies.training.ppo.networks import LstmGaussianPolicy, PrivilegedValue
+from policies.training.ppo.rollout import Chunks
 
 
 def ppo_losses(

@@ -1,9 +1,10 @@
 """PPO's networks: a Dactyl-shaped recurrent Gaussian policy and an asymmetric value MLP.
 
 The policy's mean is `tanh(head(LSTM(ReLU(dense(x)))))`, exactly the arithmetic of
-`policies.graph.LstmPolicyGraph` (which takes these very layers in `from_parts`), so the
-deterministic action trained and evaluated here is the one exported. The noise is a
-state-independent learned log-std, as in Dactyl, so it never enters the exported graph.
+`policies.training.export.graph.LstmPolicyGraph` (which takes these very layers in
+`from_parts`), so the deterministic action trained and evaluated here is the one exported.
+The noise is a state-independent learned log-std, as in Dactyl, so it never enters the
+exported graph.
 
 The value network sees more than the policy: the policy's normalized input, the
 normalized privileged simulator state (`Task.privileged_state`) and the fraction of the
@@ -18,7 +19,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from policies.training.networks import mlp
+from policies.training.layers import mlp
 
 LstmState = tuple[Tensor, Tensor]  # hidden, cell: [batch, lstm_size] each
 

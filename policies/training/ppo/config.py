@@ -13,111 +13,99 @@ fixed 100-step, 25 Hz episodes call for otherwise (noted per field).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
-from policies.training.config import _opt
 from policies.training.errors import TrainingConfigError
 from policies.training.options import (
-    build_config,
-    check_field_types,
-    check_randomization,
+    TrainingOptions,
+    check_env_counts,
     check_ranges,
+    check_task_and_randomization,
+    check_widths,
+    option,
     require,
 )
-from sim.errors import UnknownNameError
-from sim.tasks import get_task_spec
 
 ALGO = "ppo-lstm"
-REWARDS = ("dactyl", "env")  # policies.training.shaped_reward
-# Options a resumed run may change: they do not affect what is learned, except
-# randomization, which a resumed run may add or change to fine-tune on randomized physics.
-RESUMABLE = ("total_env_steps", "progress", "num_workers", "randomization")
+REWARDS = ("dactyl", "env")  # policies.training.ppo.reward
 
 
 @dataclass
-class PpoLstmConfig:
+class PpoLstmConfig(TrainingOptions):
     """Options of one PPO-LSTM run (see the module docstring; units are in the names)."""
 
-    task: str = _opt("hand-block-rotate-z", "task name (see `twinbridge tasks`)")
-    algo: str = _opt(ALGO, f"algorithm: {ALGO} for this option set")
-    total_env_steps: int = _opt(
+    task: str = option("hand-block-rotate-z", "task name (see `twinbridge tasks`)")
+    algo: str = option(ALGO, f"algorithm: {ALGO} for this option set")
+    total_env_steps: int = option(
         2_000_000, "stop after this many env steps (whole rollouts: rounded up)"
     )
-    seed: int = _opt(0, "seed of torch, numpy and the env resets")
-    num_envs: int = _opt(8, "envs stepped in lockstep")
-    num_workers: int = _opt(
+    seed: int = option(0, "seed of torch, numpy and the env resets")
+    num_envs: int = option(8, "envs stepped in lockstep")
+    num_workers: int = option(
         0, "worker processes for the envs (sim.vector.SubprocVectorEnv); 0: in this process"
     )
-    max_episode_steps: int = _opt(0, "episode length in env steps; 0: the task's own limit")
-    episodes_per_rollout: int = _opt(
+    max_episode_steps: int = option(0, "episode length in env steps; 0: the task's own limit")
+    episodes_per_rollout: int = option(
         1, "whole episodes per env in one rollout (rollout = num_envs x this x episode steps)"
     )
-    bptt_steps: int = _opt(
+    bptt_steps: int = option(
         10, "truncated-BPTT chunk length: each chunk starts from the LSTM state the rollout "
         "had there (zero at an episode start); minibatches are whole chunks (Dactyl: 10)",
     )  # fmt: skip
-    epochs_per_rollout: int = _opt(4, "passes of PPO updates over each rollout")
-    num_minibatches: int = _opt(4, "minibatches (of whole chunks) per pass")
-    gamma: float = _opt(0.998, "discount factor per env step (Dactyl: 0.998)")
-    gae_lambda: float = _opt(0.95, "GAE(lambda) mixing of n-step advantages (Dactyl: 0.95)")
-    clip_ratio: float = _opt(0.2, "PPO probability-ratio clip epsilon")
-    entropy_coef: float = _opt(
+    epochs_per_rollout: int = option(4, "passes of PPO updates over each rollout")
+    num_minibatches: int = option(4, "minibatches (of whole chunks) per pass")
+    gamma: float = option(0.998, "discount factor per env step (Dactyl: 0.998)")
+    gae_lambda: float = option(0.95, "GAE(lambda) mixing of n-step advantages (Dactyl: 0.95)")
+    clip_ratio: float = option(0.2, "PPO probability-ratio clip epsilon")
+    entropy_coef: float = option(
         0.0, "weight of the policy entropy bonus (Dactyl: 0.01; with a state-independent "
         "log-std it only widens the noise)",
     )  # fmt: skip
-    lr_policy: float = _opt(3e-4, "Adam learning rate of the policy (and its log-std)")
-    lr_value: float = _opt(3e-4, "Adam learning rate of the value network")
-    max_grad_norm: float = _opt(
+    lr_policy: float = option(3e-4, "Adam learning rate of the policy (and its log-std)")
+    lr_value: float = option(3e-4, "Adam learning rate of the value network")
+    max_grad_norm: float = option(
         1.0, "clip of each network's gradient L2 norm per update (policy and value apart)"
     )
-    dense_size: int = _opt(1024, "policy: width of the ReLU dense layer (Dactyl: 1024)")
-    lstm_size: int = _opt(512, "policy: LSTM hidden/cell size (Dactyl: 512)")
-    value_hidden_sizes: tuple[int, ...] = _opt(
+    dense_size: int = option(1024, "policy: width of the ReLU dense layer (Dactyl: 1024)")
+    lstm_size: int = option(512, "policy: LSTM hidden/cell size (Dactyl: 512)")
+    value_hidden_sizes: tuple[int, ...] = option(
         (1024, 512), "value MLP widths; input: normalized policy input, privileged state "
         "and the fraction of the episode left",
     )  # fmt: skip
-    initial_action_std: float = _opt(
+    initial_action_std: float = option(
         0.3, "initial std of the Gaussian action noise (learned; actions span [-1, 1])"
     )
-    reward: str = _opt(
+    reward: str = option(
         "dactyl", f"training reward, one of: {', '.join(REWARDS)}; dactyl: decrease of the "
         "goal distances per step, + success_bonus per step at the goal, - drop_penalty when "
         "the object falls (episode ends there); env: the task's own (sparse) reward",
     )  # fmt: skip
-    reward_per_rad: float = _opt(1.0, "dactyl: reward per radian of rotation-distance decrease")
-    reward_per_m: float = _opt(
+    reward_per_rad: float = option(1.0, "dactyl: reward per radian of rotation-distance decrease")
+    reward_per_m: float = option(
         10.0, "dactyl: reward per metre of position-distance decrease (10: 1 cm counts as "
         "0.1 rad, the ratio of the success thresholds)",
     )  # fmt: skip
-    success_bonus: float = _opt(
+    success_bonus: float = option(
         5.0, "dactyl: reward for each step that ends at the goal (Dactyl: 5 per goal reached)"
     )
-    drop_penalty: float = _opt(20.0, "dactyl: penalty when the object is dropped (Dactyl: 20)")
-    obs_clip: float = _opt(200.0, "raw policy/value input clip before normalization")
-    norm_clip: float = _opt(5.0, "normalized input clip, in standard deviations")
-    norm_eps: float = _opt(0.01, "smallest standard deviation of the input normalizers")
-    epoch_env_steps: int = _opt(
+    drop_penalty: float = option(20.0, "dactyl: penalty when the object is dropped (Dactyl: 20)")
+    obs_clip: float = option(200.0, "raw policy/value input clip before normalization")
+    norm_clip: float = option(5.0, "normalized input clip, in standard deviations")
+    norm_eps: float = option(0.01, "smallest standard deviation of the input normalizers")
+    epoch_env_steps: int = option(
         20_000, "env steps between evaluations, log rows and checkpoints (whole rollouts)"
     )
-    eval_episodes: int = _opt(20, "deterministic-action episodes per evaluation")
-    eval_seed: int = _opt(1_000_000, "seed of evaluation episode 0 (episode i: eval_seed + i)")
-    randomization: str = _opt(
+    eval_episodes: int = option(20, "deterministic-action episodes per evaluation")
+    eval_seed: int = option(1_000_000, "seed of evaluation episode 0 (episode i: eval_seed + i)")
+    randomization: str = option(
         "", "domain randomization / ADR YAML (sim/randomization/configs/); empty: none"
     )
-    torch_threads: int = _opt(1, "torch intra-op threads (env workers use the other cores)")
-    progress: bool = _opt(True, "show a tqdm progress bar")
+    torch_threads: int = option(1, "torch intra-op threads (env workers use the other cores)")
+    progress: bool = option(True, "show a tqdm progress bar")
 
-    def __post_init__(self) -> None:
-        self.value_hidden_sizes = tuple(self.value_hidden_sizes)
-        check_field_types(self)
+    def _validate(self) -> None:
         _check_names(self)
         _check_ranges(self)
-
-    def episode_steps(self) -> int:
-        """Episode length: the option, or the task's registered limit."""
-        return self.max_episode_steps or get_task_spec(self.task).max_episode_steps
 
     def chunks_per_episode(self) -> int:
         """BPTT chunks per episode (the last one padded when bptt_steps does not divide it)."""
@@ -127,24 +115,9 @@ class PpoLstmConfig:
         """Env steps collected per PPO update."""
         return self.num_envs * self.episodes_per_rollout * self.episode_steps()
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (tuples become lists)."""
-        out = dataclasses.asdict(self)
-        out["value_hidden_sizes"] = list(self.value_hidden_sizes)
-        return out
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> PpoLstmConfig:
-        """Build from a mapping, refusing unknown keys with the list of valid ones."""
-        return build_config(cls, values, source)
-
 
 def _check_names(config: PpoLstmConfig) -> None:
-    check_randomization(config.randomization)
-    try:
-        get_task_spec(config.task)
-    except UnknownNameError as e:
-        raise TrainingConfigError(f"option task: {e}") from e
+    check_task_and_randomization(config)
     if config.algo != ALGO:
         raise TrainingConfigError(f"option algo {config.algo!r}: this option set is {ALGO!r}")
     if config.reward not in REWARDS:
@@ -165,13 +138,8 @@ def _check_ranges(config: PpoLstmConfig) -> None:
     c = config
     check_ranges(c, _POSITIVE, _NON_NEGATIVE, unit_interval=("gamma", "gae_lambda"))
     require("clip_ratio", c.clip_ratio, c.clip_ratio < 1.0, "must be < 1")
-    require("num_workers", c.num_workers, c.num_workers <= c.num_envs, "must be <= num_envs")
-    widths = c.value_hidden_sizes
-    require("value_hidden_sizes", widths, len(widths) > 0 and min(widths) > 0,
-            "must be one or more positive widths")  # fmt: skip
-    limit = get_task_spec(c.task).max_episode_steps
-    require("max_episode_steps", c.max_episode_steps, c.max_episode_steps <= limit,
-            f"must be <= the task's limit {limit}")  # fmt: skip
+    check_env_counts(c)
+    check_widths("value_hidden_sizes", c.value_hidden_sizes)
     steps = c.episode_steps()
     require("bptt_steps", c.bptt_steps, c.bptt_steps <= steps,
             f"must be <= the episode length {steps}")  # fmt: skip

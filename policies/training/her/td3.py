@@ -8,7 +8,7 @@ makes its updates ~10-20 % cheaper. SAC stays the default for the reasons in `sa
 deciding comparison is fetch-push, not yet run for TD3.
 
 Exploration (`--exploration`): Gaussian action noise, or adaptive parameter-space noise
-(`policies.training.param_noise`). `bench/exploration.py` on fetch-reach (64x64 MLPs, batch
+(`policies.training.her.param_noise`). `bench/exploration.py` on fetch-reach (64x64 MLPs, batch
 256, 1 update per env step, 200 warmup steps, eval every 200), env steps to >= 0.9 over seeds
 0-9: action noise median 1200 (800-1400), parameter noise median 1400 (1200-1800). Action
 noise stays the default; reach is too easy to reward consistent exploration, push is untested.
@@ -24,11 +24,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from policies.training.config import HerSacConfig
-from policies.training.demonstrations import demo_actor_term
-from policies.training.networks import DeterministicActor, SquashedGaussianActor, TwinCritic
-from policies.training.param_noise import AdaptiveParamNoise
-from policies.training.sac import Batch, SacAgent
+from policies.training.her.config import HerSacConfig
+from policies.training.her.demonstrations import demo_actor_term
+from policies.training.her.networks import DeterministicActor, SquashedGaussianActor, TwinCritic
+from policies.training.her.param_noise import AdaptiveParamNoise
+from policies.training.her.sac import Batch, SacAgent
 
 
 class Td3Agent:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from policies.training.ppo_networks import LstmState
+from policies.training.ppo.networks import LstmState
 
 
 @dataclass

@@ -33,7 +33,7 @@ import torch
 
 from hardware.recording.dataset import DemonstrationError, Demonstrations, load_dataset
 from policies.training.errors import TrainingConfigError
-from policies.training.replay import RewardFn, Transitions
+from policies.training.her.replay import RewardFn, Transitions
 
 QFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, action) -> (batch,)
 

@@ -1,7 +1,7 @@
 """Export a policy graph to one ONNX file plus its JSON model card, parity-checked.
 
-Run: `python -c "from policies.export import export_policy; help(export_policy)"`
-(the trainers call `export_policy` at the end of training).
+Run: `python -c "from policies.training.export import export_policy; help(export_policy)"`
+(`twinbridge train --export` calls it through `export_trained_policy`).
 
 Exporter: torch's TorchScript-based exporter (`dynamo=False`) at opset 17. Measured with
 torch 2.13 / onnxscript 0.7.2 on an MLP + LSTM-cell policy: it takes ~0.05 s, writes IR 8
@@ -31,19 +31,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
-import os
 import tempfile
 import warnings
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from torch import nn
 
@@ -51,44 +46,20 @@ from policies.card import (
     ACTION_OUTPUT,
     COMPUTE_DTYPES,
     OBS_INPUT,
+    RECURRENT_NAMES,
     TASK_METADATA_KEY,
     ModelCard,
     RecurrentState,
     TensorSpec,
+    check_json,
+    onnx_sha256,
 )
 from policies.errors import ExportError, ExportParityError
-from policies.graph import PolicyGraphBase
 from policies.observation import TaskInfo, task_info
-
-RECURRENT_NAMES = (("h_in", "h_out"), ("c_in", "c_out"))  # LSTM hidden, cell
-
-
-@dataclass(frozen=True)
-class ExportConfig:
-    """How a policy is exported and how hard its parity is checked."""
-
-    opset: int = 17
-    dynamo: bool = False  # torch.export-based exporter; needs opset >= 18
-    parity_atol: float = 1e-5
-    parity_samples: int = 1000
-    parity_recurrent_steps: int = 100
-    parity_seed: int = 0
-    # Random observations are mean + spread * std * N(0, 1): around the data the policy saw,
-    # wide enough that some entries hit the normalizer's clip.
-    parity_spread_std: float = 3.0
-    # "float32", "float64", or "auto": float32 if it meets `parity_atol`, else float64.
-    compute_dtype: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.compute_dtype not in ("auto", *COMPUTE_DTYPES):
-            raise ExportError(
-                f"ExportConfig.compute_dtype {self.compute_dtype!r}: use auto, "
-                + ", ".join(COMPUTE_DTYPES)
-            )
-        if self.opset < 17 or (self.dynamo and self.opset < 18):
-            raise ExportError(f"ExportConfig.opset {self.opset}: use 17 (18+ with dynamo)")
-        if self.parity_atol <= 0 or self.parity_samples < 1 or self.parity_recurrent_steps < 1:
-            raise ExportError("ExportConfig: parity tolerance and counts must be positive")
+from policies.training.export.config import ExportConfig
+from policies.training.export.graph import PolicyGraphBase
+from policies.training.export.parity import max_parity_error
+from sim.files import atomic_write
 
 
 def export_policy(
@@ -113,8 +84,8 @@ def export_policy(
     path = Path(path)
     if path.suffix != ".onnx":
         raise ExportError(f"{path}: path must end in .onnx")
-    _check_json("training_config", training_config)
-    _check_json("metrics", metrics or {})
+    check_json("training_config", training_config)
+    check_json("metrics", metrics or {})
     info = task_info(task)
     _check_fits_task(graph, info, path)
     graph = graph.eval()
@@ -124,30 +95,10 @@ def export_policy(
     card = dataclasses.replace(
         card, reproduce_command=reproduce_command, compute_dtype=compute_dtype
     )
-    _write_atomic(path, model_bytes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, model_bytes)
     card.save(path.with_suffix(".json"))
     return card
-
-
-def update_card_metrics(card_path: Path, metrics: dict[str, Any]) -> ModelCard:
-    """Merge evaluation `metrics` into an existing card (the ONNX file is untouched)."""
-    _check_json("metrics", metrics)
-    card = ModelCard.load(card_path)
-    card = dataclasses.replace(card, metrics={**card.metrics, **metrics})
-    card.save(Path(card_path))
-    return card
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _check_json(name: str, value: Any) -> None:
-    """Card fields must survive a JSON round trip (no tensors, paths or NaN)."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise ExportError(f"{name} is not JSON-serializable (plain numbers/strings): {e}") from e
 
 
 def _check_fits_task(graph: PolicyGraphBase, info: TaskInfo, path: Path) -> None:
@@ -194,7 +145,7 @@ def _export_within_parity(
     for dtype in dtypes:
         module: nn.Module = graph if dtype == "float32" else Float64Compute(graph)
         model_bytes = _to_onnx(module, graph, task, config)
-        worst = _parity(module, graph, model_bytes, config)
+        worst = max_parity_error(module, graph, model_bytes, config)
         if worst <= config.parity_atol:  # False for NaN
             return model_bytes, dtype, worst
         tried.append(f"{worst:.3g} computing in {dtype}")
@@ -241,74 +192,6 @@ def _to_onnx(module: nn.Module, graph: PolicyGraphBase, task: str, config: Expor
     return model.SerializeToString()
 
 
-def _session(model_bytes: bytes) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-
-
-def _random_observations(graph: PolicyGraphBase, count: int, config: ExportConfig) -> np.ndarray:
-    rng = np.random.default_rng(config.parity_seed)
-    mean = graph.obs_mean.detach().cpu().numpy()
-    std = graph.obs_std.detach().cpu().numpy()
-    noise = rng.standard_normal((count, mean.shape[0])) * config.parity_spread_std
-    return (mean + std * noise).astype(np.float32)
-
-
-def _parity(
-    module: nn.Module, graph: PolicyGraphBase, model_bytes: bytes, config: ExportConfig
-) -> float:
-    """Max abs difference between onnxruntime running `model_bytes` and torch's `module`."""
-    session = _session(model_bytes)
-    if graph.recurrent_size:
-        return _recurrent_parity(module, graph, session, config)
-    return _feedforward_parity(module, graph, session, config)
-
-
-def _feedforward_parity(
-    module: nn.Module, graph: PolicyGraphBase, session: Any, config: ExportConfig
-) -> float:
-    obs = _random_observations(graph, config.parity_samples, config)
-    with torch.no_grad():
-        expected = module(torch.from_numpy(obs)).numpy()
-    got = np.concatenate([session.run(None, {OBS_INPUT: row[None]})[0] for row in obs])
-    return float(np.max(np.abs(got - expected)))
-
-
-def _recurrent_parity(
-    module: nn.Module, graph: PolicyGraphBase, session: Any, config: ExportConfig
-) -> float:
-    """Both sides carry their own state for `parity_recurrent_steps` steps, then the
-    single-step check runs on the remaining random observations from zero state."""
-    steps = max(config.parity_samples, config.parity_recurrent_steps)
-    obs = _random_observations(graph, steps, config)
-    (h_name, _), (c_name, _) = RECURRENT_NAMES
-    h_t, c_t = _zero_state(graph)
-    h_o, c_o = h_t.numpy(), c_t.numpy()
-    worst = 0.0
-    for i, row in enumerate(obs):
-        if i == config.parity_recurrent_steps:  # from here: independent steps
-            h_t, c_t = _zero_state(graph)
-            h_o, c_o = h_t.numpy(), c_t.numpy()
-        with torch.no_grad():
-            expected = module(torch.from_numpy(row[None]), h_t, c_t)
-        got = session.run(None, {OBS_INPUT: row[None], h_name: h_o, c_name: c_o})
-        worst = max(
-            [worst, *(_max_diff(g, e.numpy()) for g, e in zip(got, expected, strict=True))]
-        )
-        if i < config.parity_recurrent_steps:
-            (_, h_t, c_t), (_, h_o, c_o) = expected, got
-    return worst
-
-
-def _zero_state(graph: PolicyGraphBase) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.zeros(1, graph.recurrent_size), torch.zeros(1, graph.recurrent_size)
-
-
-def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b)))
-
-
 def _card(
     graph: PolicyGraphBase,
     info: TaskInfo,
@@ -340,16 +223,9 @@ def _card(
         recurrent=recurrent,
         opset=config.opset,
         onnx_file=path.name,
-        onnx_sha256=sha256_bytes(model_bytes),
+        onnx_sha256=onnx_sha256(model_bytes),
         training_config=dict(training_config),
         seed=int(seed),
         metrics=dict(metrics or {}),
         created_utc=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -10,8 +10,8 @@ bounds only when stepping. The value network sees the privileged simulator state
 (`Task.privileged_state`) besides the policy's input. Then GAE(lambda) advantages (nothing
 bootstrapped past an episode's end or a drop), normalized; value targets normalized by
 running return statistics; `epochs_per_rollout` passes of `num_minibatches` minibatches of
-whole BPTT chunks (`policies.training.ppo_rollout`), clipped-surrogate and value losses
-(`policies.training.ppo_loss`), Adam, per-network gradient-norm clipping.
+whole BPTT chunks (`policies.training.ppo.rollout`), clipped-surrogate and value losses
+(`policies.training.ppo.loss`), Adam, per-network gradient-norm clipping.
 
 Inputs are normalized with the statistics of earlier rollouts and stored normalized, so
 training replays the rollout's exact inputs; the statistics then absorb the new rollout.
@@ -33,22 +33,20 @@ from torch import Tensor, nn
 from policies.observation import flatten_observation
 from policies.training.checkpoint import (
     CheckpointState,
-    ResumableTrainer,
     load_optimizer_tensors,
     optimizer_tensors,
 )
-from policies.training.envs import LockstepEnvs, Options, make_lockstep_envs
-from policies.training.errors import CheckpointCorruptError, TrainingConfigError
+from policies.training.envs import LockstepEnvs, Options
+from policies.training.errors import TrainingConfigError
 from policies.training.normalizer import RunningNormalizer
-from policies.training.ppo_config import RESUMABLE, PpoLstmConfig
-from policies.training.ppo_loss import ppo_losses
-from policies.training.ppo_networks import LstmGaussianPolicy, PrivilegedValue
-from policies.training.ppo_rollout import Rollout, gae
-from policies.training.randomization import TrainingRandomization
-from policies.training.rng import numpy_state_from_tensor, numpy_state_to_tensor
-from policies.training.shaped_reward import make_training_reward
+from policies.training.options import RESUMABLE
+from policies.training.ppo.config import PpoLstmConfig
+from policies.training.ppo.loss import ppo_losses
+from policies.training.ppo.networks import LstmGaussianPolicy, PrivilegedValue
+from policies.training.ppo.reward import make_training_reward
+from policies.training.ppo.rollout import Rollout, gae
+from policies.training.trainer_base import TrainerBase
 
-_COUNTERS = ("env_steps", "updates", "episodes", "epoch")
 LOG_COLUMNS = (
     "epoch", "env_steps", "updates", "episodes", "wall_time_s", "success_rate", "eval_return",
     "train_success", "train_return", "train_drop_rate", "policy_loss", "value_loss",
@@ -71,28 +69,19 @@ class _Step(NamedTuple):
     dropped: np.ndarray
 
 
-class PpoLstmTrainer(ResumableTrainer):
+class PpoLstmTrainer(TrainerBase):
     """Owns the envs, networks, normalizers, optimizers and RNGs of one PPO-LSTM run."""
 
     log_columns = LOG_COLUMNS
     config_class = PpoLstmConfig
     resumable = RESUMABLE
-    envs: LockstepEnvs
+    config: PpoLstmConfig
 
     def __init__(self, config: PpoLstmConfig, envs: LockstepEnvs | None = None):
-        torch.set_num_threads(config.torch_threads)
-        torch.manual_seed(config.seed)  # network initialization only
-        self.config = config
-        self.randomization = TrainingRandomization.from_path(config.randomization)
-        self.envs = envs or make_lockstep_envs(
-            config.task, config.num_envs, config.num_workers, privileged=True,
-            randomization=self.randomization.config,
-        )  # fmt: skip
+        self._open_run(config, envs, privileged=True)
         self.episode_steps = config.episode_steps()
         self.steps = config.episodes_per_rollout * self.episode_steps  # per env and rollout
         self.dims = _dims(self.envs)
-        self.rng = np.random.default_rng(config.seed)
-        self.generator = torch.Generator().manual_seed(config.seed)
         c = config
         self.normalizers = {
             "obs": RunningNormalizer(self.dims["policy"], c.norm_eps, c.obs_clip, c.norm_clip),
@@ -115,10 +104,7 @@ class PpoLstmTrainer(ResumableTrainer):
         self.action_low = torch.as_tensor(space.low, dtype=torch.float32)
         high = torch.as_tensor(space.high, dtype=torch.float32)
         self.action_half_range = (high - self.action_low) / 2
-        self.counters: dict[str, Any] = dict.fromkeys(_COUNTERS, 0)
-        self.counters.update(wall_time_s=0.0, collect_s=0.0, update_s=0.0)
-        self.counters.update(best_success=-1.0, best_env_steps=0)
-        self.best_policy: dict[str, Tensor] = {}  # see `note_evaluation`
+        self._new_counters()
 
     @property
     def modules(self) -> dict[str, nn.Module]:
@@ -271,35 +257,16 @@ class PpoLstmTrainer(ResumableTrainer):
         nn.utils.clip_grad_norm_(module.parameters(), self.config.max_grad_norm)
         optimizer.step()
 
-    # -- evaluation -------------------------------------------------------------------------
-    def evaluate(self, episodes: int | None = None) -> tuple[float, float]:
-        """Success rate and mean training-reward return of the deterministic policy.
+    # -- evaluation and export --------------------------------------------------------------
+    def _eval_batch(self, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Deterministic episodes; the return is the training reward's."""
+        success, ret, _ = self._episode(seeds)
+        return success, ret
 
-        Episode i is reset with seed `eval_seed + i`; the training RNGs and normalizers are
-        not touched, so evaluating never changes the training run.
-        """
-        episodes = episodes or self.config.eval_episodes
-        successes: list[bool] = []
-        returns: list[float] = []
-        for first in range(0, episodes, self.config.num_envs):
-            seeds = [self.config.eval_seed + first + i for i in range(self.config.num_envs)]
-            success, ret, _ = self._episode(seeds)
-            successes += success.tolist()
-            returns += ret.tolist()
-        return float(np.mean(successes[:episodes])), float(np.mean(returns[:episodes]))
-
-    def note_evaluation(self, success: float) -> bool:
-        """Snapshot the deterministic policy when an epoch evaluation ties or beats the best
-        (for `--export-from best`; chosen on `eval_seed` episodes, ties to the later)."""
-        if success < self.counters["best_success"]:
-            return False
-        params = self.policy.state_dict()
-        self.best_policy = {f"best/policy/{k}": v.detach().clone() for k, v in params.items()}
-        self.best_policy["best/obs_mean"] = self.normalizers["obs"].mean.clone()
-        self.best_policy["best/obs_std"] = self.normalizers["obs"].std.clone()
-        self.counters["best_success"] = float(success)
-        self.counters["best_env_steps"] = int(self.counters["env_steps"])
-        return True
+    def _deployable(self) -> tuple[str, nn.Module, Tensor, Tensor]:
+        """The policy (its mean is the deployed action) and the policy-input normalizer."""
+        obs = self.normalizers["obs"]
+        return "policy", self.policy, obs.mean, obs.std
 
     # -- checkpoints ------------------------------------------------------------------------
     def state(self) -> CheckpointState:
@@ -310,23 +277,11 @@ class PpoLstmTrainer(ResumableTrainer):
             tensors.update(optimizer_tensors(f"optim/{name}/", self.optimizers[name]))
         for name in _NORMALIZERS:
             tensors.update(self.normalizers[name].state_tensors(f"normalizer/{name}/"))
-        tensors.update(self.best_policy)
-        tensors["rng/numpy"] = numpy_state_to_tensor(self.rng)
-        tensors["rng/torch"] = self.generator.get_state()
+        tensors.update(self.run_tensors())
         return CheckpointState(
             self.config.task, self.config.algo, self.config.to_dict(), tensors,
             {**self.counters, **self.randomization.counters()},
         )  # fmt: skip
-
-    def restore(self, state: CheckpointState) -> None:
-        """Load what `state()` saved (into a trainer built from the same config)."""
-        try:
-            self._restore(state)
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise CheckpointCorruptError(
-                f"checkpoint of {state.task!r} does not fit a {self.config.algo} trainer with "
-                f"this config (missing or mis-shaped tensor or counter): {e}"
-            ) from e
 
     def _restore(self, state: CheckpointState) -> None:
         t = state.tensors
@@ -338,9 +293,7 @@ class PpoLstmTrainer(ResumableTrainer):
             load_optimizer_tensors(f"optim/{name}/", self.optimizers[name], t)
         for name in _NORMALIZERS:
             self.normalizers[name].load_state_tensors(t, f"normalizer/{name}/")
-        self.best_policy = {k: v.clone() for k, v in t.items() if k.startswith("best/")}
-        self.rng = numpy_state_from_tensor(t["rng/numpy"])
-        self.generator.set_state(t["rng/torch"])
+        self._restore_run_tensors(t)
         counters = dict(state.counters)
         self.randomization.restore(counters, int(counters["env_steps"]))
         missing = sorted(set(self.counters) - set(counters))
