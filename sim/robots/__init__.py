@@ -30,6 +30,7 @@ from sim.errors import ConfigError, UnknownNameError
 ROBOT_FOLDERS = (
     "fetch",
     "shadow_hand",
+    "arm3",
 )
 
 DESCRIPTION_FILE = "robot.yaml"
