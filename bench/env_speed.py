@@ -51,7 +51,8 @@ sys.path.insert(0, str(BENCH_DIR))  # the shared bench/report.py
 from peer_venv import PeerVenvError, ensure_venv  # noqa: E402
 from report import emit  # noqa: E402
 
-from sim.tasks import TASKS, get_task_spec, make_task_env  # noqa: E402
+from sim.envs import make_task_env  # noqa: E402
+from sim.tasks import TASKS, get_task_spec  # noqa: E402
 from sim.vector import SubprocVectorEnv  # noqa: E402
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION

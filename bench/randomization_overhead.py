@@ -43,10 +43,10 @@ sys.path.insert(0, str(BENCH_DIR))
 
 from report import emit  # noqa: E402
 
+from sim.envs import make_task_env  # noqa: E402
 from sim.randomization import PARAMETERS, RandomizationConfig, RandomizationError  # noqa: E402
 from sim.randomization.config import load_randomization  # noqa: E402
 from sim.randomization.engine import EpisodeRandomizer  # noqa: E402
-from sim.tasks import make_task_env  # noqa: E402
 
 TARGET = 0.10  # randomize + reset, as a share of the episode's stepping time
 CONFIG_DIR = BENCH_DIR.parent / "sim" / "randomization" / "configs"

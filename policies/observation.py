@@ -8,7 +8,7 @@ Run: `python -c "from policies.observation import observation_spec as s; print(s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
 
@@ -62,6 +62,10 @@ class TaskInfo:
     control_rate_hz: float
     observation: tuple[FieldSpec, ...]
     action: tuple[ActionField, ...]
+
+    def card_fields(self) -> dict[str, Any]:
+        """The task half of a `ModelCard`: every exporter fills it the same way."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @cache

@@ -32,13 +32,7 @@ def write_random_policy(task: str, folder: Path, seed: int = 0) -> Path:
     path = folder / f"{task}-random.onnx"
     path.write_bytes(data)
     card = ModelCard(
-        task=task,
-        gym_id=info.gym_id,
-        env_version=info.env_version,
-        robot=info.robot,
-        control_rate_hz=info.control_rate_hz,
-        observation=info.observation,
-        action=info.action,
+        **info.card_fields(),
         inputs=(TensorSpec("obs", (1, observation)),),
         outputs=(TensorSpec("action", (1, len(info.action))),),
         recurrent=(),

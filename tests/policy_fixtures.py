@@ -59,13 +59,7 @@ def task_card(task: str, onnx_file: str, data: bytes, **overrides: Any) -> Model
     info = task_info(task)
     obs_width = sum(f.size for f in info.observation)
     card = ModelCard(
-        task=task,
-        gym_id=info.gym_id,
-        env_version=info.env_version,
-        robot=info.robot,
-        control_rate_hz=info.control_rate_hz,
-        observation=info.observation,
-        action=info.action,
+        **info.card_fields(),
         inputs=(TensorSpec("obs", (1, obs_width)),),
         outputs=(TensorSpec("action", (1, len(info.action))),),
         recurrent=(),

@@ -205,13 +205,7 @@ def _card(
     size = graph.recurrent_size
     recurrent = tuple(RecurrentState(i, o, size) for i, o in _recurrent_names(graph))
     return ModelCard(
-        task=info.task,
-        gym_id=info.gym_id,
-        env_version=info.env_version,
-        robot=info.robot,
-        control_rate_hz=info.control_rate_hz,
-        observation=info.observation,
-        action=info.action,
+        **info.card_fields(),
         inputs=(
             TensorSpec(OBS_INPUT, (1, graph.obs_dim)),
             *(TensorSpec(r.input, (1, size)) for r in recurrent),
