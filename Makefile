@@ -6,7 +6,7 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SYSTEM_PACKAGES := libegl1 libgl1-mesa-dri libosmesa6
+SYSTEM_PACKAGES := libegl1 libgl1-mesa-dri libosmesa6 chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export MUJOCO_GL ?= egl
 

@@ -171,7 +171,8 @@ class DriverLoop:
     def _publish(self, measured: Measurement, sent: np.ndarray | None) -> None:
         # Measurements are stamped on the monotonic clock; the contract carries wall time.
         stamp_ns = time.time_ns() - (time.monotonic_ns() - measured.stamp_ns)
-        self.latency.published(stamp_ns, time.monotonic())
+        # While latched, commanders hold: no answer is due, so no deadline can be missed.
+        self.latency.published(stamp_ns, time.monotonic(), awaited=not self.core.status)
         self.outputs.publish_state(stamp_ns, measured, sent)
 
     def diagnostics(self) -> dict[str, object]:

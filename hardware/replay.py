@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import mujoco
 import numpy as np
 
 from hardware.recording.alignment import RecordedEpisode, load_episodes
+from hardware.view.replay_view import serve_replay_view, show_replay, wait_for_ctrl_c
 from sim.errors import TwinbridgeError
+from sim.overlay import Overlay
 from sim.twin_loop import TwinLoop
 from sim.video import BackgroundVideo
 
@@ -56,15 +61,18 @@ class ReplayReport:
         )
 
 
-def replay_episode(episode: RecordedEpisode, video: Path | None = None) -> ReplayReport:
-    """Re-run `episode` in a fresh twin of its task; compare with the recorded states."""
+def replay_episode(
+    episode: RecordedEpisode, video: ReplayVideo | None = None, view: Any = None
+) -> ReplayReport:
+    """Re-run `episode` in a fresh twin of its task; compare with the recorded states.
+    With `video`, its frames (the restored start, then each period) join that MP4."""
     loop = TwinLoop(episode.task, seed=episode.seed)  # constructing it resets with `seed`
     try:
         start_error = _restore_start(loop, episode)
-        recorder = _video(loop, video) if video is not None else None
+        recorder = video.episode(loop, episode) if video is not None else None
         replayed, object_path, held = _run(loop, episode, recorder)
-        if recorder is not None:
-            recorder.close()
+        if view is not None:
+            show_replay(view, episode, replayed, object_path)
         achieved = loop.task.achieved_goal(loop.twin)
         success = bool(loop.task.is_success(achieved, loop.env.goal))
     finally:
@@ -113,13 +121,15 @@ def _checked_joints(loop: TwinLoop, episode: RecordedEpisode) -> tuple[str, ...]
 
 
 def _run(
-    loop: TwinLoop, episode: RecordedEpisode, recorder: BackgroundVideo | None
+    loop: TwinLoop, episode: RecordedEpisode, recorder: Callable[[], None] | None
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Apply each recorded applied command for one control period; the replayed joint
     positions (recorded order) and object positions after each period."""
     names = episode.command_names
     order = [loop.io.joint_names.index(n) for n in episode.joint_names if n in loop.io.joint_names]
     joints, objects, held, targets = [], [], 0, None
+    if recorder is not None:
+        recorder()
     for row in episode.command_applied:
         if np.isfinite(row).all():
             targets = dict(zip(names, row.tolist(), strict=True))
@@ -129,7 +139,7 @@ def _run(
             loop.apply(targets)
         loop.step()
         if recorder is not None:
-            recorder.capture()
+            recorder()
         joints.append(loop.twin.data.qpos[loop.io.qpos_indices][order].copy())
         pose = loop.object_pose()
         objects.append(pose.position_m if pose is not None else np.full(3, np.nan))
@@ -165,19 +175,55 @@ def _report(
     )
 
 
-def _video(loop: TwinLoop, path: Path) -> BackgroundVideo:
-    if path.suffix != ".mp4":
-        raise TwinbridgeError(f"--video must name an .mp4 file, got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fps = 1.0 / loop.control_period_s
-    return BackgroundVideo(loop.twin, loop.task.video_camera, path, fps, drop_when_behind=False)
+class ReplayVideo:
+    """One MP4 of every replayed episode, each frame with its episode's text (episode,
+    step, success, distance to the goal) and a title card where an episode starts."""
+
+    def __init__(self, path: Path):
+        if path.suffix != ".mp4":
+            raise TwinbridgeError(f"--video must name an .mp4 file, got {path}")
+        self.path = path
+        self._video: BackgroundVideo | None = None
+
+    def episode(self, loop: TwinLoop, episode: RecordedEpisode) -> Callable[[], None]:
+        """A function that captures `loop`'s current state as the episode's next frame."""
+        if self._video is None:  # rendered with the first twin's model: one task per bag
+            fps = 1.0 / loop.control_period_s
+            camera = loop.task.video_camera
+            self._video = BackgroundVideo(
+                loop.twin, camera, self.path, fps, drop_when_behind=False
+            )
+        video, steps = self._video, len(episode.command_applied)
+        start = loop.stamp_ns
+
+        def capture() -> None:
+            step = round((loop.stamp_ns - start) / (loop.control_period_s * 1e9))
+            overlay = Overlay.measure(
+                episode.task, loop.task, loop.twin, loop.env.goal,
+                episode=episode.index, step=step, steps=steps, seed=episode.seed,
+            )  # fmt: skip
+            video.capture(overlay, loop.twin.data)
+
+        return capture
+
+    def close(self) -> str:
+        """Finish the file; the line saying where it went."""
+        if self._video is None:
+            return f"video: nothing replayed, {self.path} not written"
+        self._video.close()
+        return self._video.summary()
 
 
 # -- the command ------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", type=Path, help="a recording (.mcap)")
     parser.add_argument("--episode", type=int, default=None, help="episode index (default: all)")
-    parser.add_argument("--video", type=Path, default=None, help="MP4 of the (first) replay")
+    parser.add_argument(
+        "--video",
+        type=Path,
+        default=None,
+        help="MP4 of every replayed episode, with episode, step, success and distance drawn",
+    )
     parser.add_argument(
         "--max-divergence-rad",
         type=float,
@@ -185,18 +231,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="exit 1 if any replayed joint strays further than this from the recording",
     )
     parser.add_argument("--json", action="store_true", help="one JSON line per episode")
+    parser.add_argument(
+        "--view", action="store_true", help="show the replay in a live web view (localhost)"
+    )
+    parser.add_argument("--view-port", type=int, default=9090, help="the view's page port")
 
 
 def run(args: argparse.Namespace) -> int:
     wanted = None if args.episode is None else [args.episode]
     episodes = load_episodes(args.bag, wanted)
+    view = serve_replay_view(episodes, args.view_port) if args.view else None
+    video = ReplayVideo(args.video) if args.video is not None else None
     worst = 0.0
-    for i, episode in enumerate(episodes):
-        report = replay_episode(episode, args.video if i == 0 else None)
+    for episode in episodes:
+        report = replay_episode(episode, video, view)
         print(json.dumps(asdict(report)) if args.json else report.line(), flush=True)
         worst = max(worst, report.joint_error_max_rad)
+    if video is not None:
+        print(video.close(), file=sys.stderr if args.json else sys.stdout, flush=True)
     limit = args.max_divergence_rad
     if limit is not None and worst > limit:
         print(f"replay diverged: {worst:.3g} rad > --max-divergence-rad {limit}")
         return 1
+    if view is not None:
+        wait_for_ctrl_c(view)
     return 0

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from policies.errors import ExportError, ModelCardError
+from policies.errors import WHOLE_FILE, ExportError, ModelCardError
 from sim.errors import TwinbridgeError
 from sim.files import atomic_write
 
@@ -31,6 +31,8 @@ TASK_METADATA_KEY = "twinbridge.task"  # ONNX metadata_props entry naming the ta
 DTYPES = ("float32",)  # the only tensor dtype a card may declare
 COMPUTE_DTYPES = ("float32", "float64")  # what the graph may compute in between them
 MAX_CARD_BYTES = 1 << 20
+# A policy given by name instead of a file (no card): sim.scripted's Fetch controller.
+SCRIPTED_POLICY = "scripted"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -200,7 +202,7 @@ class ModelCard:
     def from_dict(cls, data: Any) -> ModelCard:
         """Build from parsed JSON, checking keys and types first (raises `_FieldError`)."""
         if not isinstance(data, dict):
-            raise _FieldError("<root>", f"must be a JSON object, got {type(data).__name__}")
+            raise _FieldError(WHOLE_FILE, f"must be a JSON object, got {type(data).__name__}")
         _check_keys(data, _FIELD_TYPES, "")
         kwargs = {k: _convert(k, v) for k, v in data.items()}
         return cls(**kwargs)
@@ -234,13 +236,13 @@ def _read_json(path: Path) -> Any:
         with open(path, "rb") as f:
             raw = f.read(MAX_CARD_BYTES + 1)
     except OSError as e:
-        raise ModelCardError(path, "<file>", f"cannot read the model card: {e}") from e
+        raise ModelCardError(path, WHOLE_FILE, f"cannot read the model card: {e}") from e
     if len(raw) > MAX_CARD_BYTES:
-        raise ModelCardError(path, "<file>", f"larger than {MAX_CARD_BYTES} bytes")
+        raise ModelCardError(path, WHOLE_FILE, f"larger than {MAX_CARD_BYTES} bytes")
     try:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelCardError(path, "<file>", f"not valid UTF-8 JSON: {e}") from e
+        raise ModelCardError(path, WHOLE_FILE, f"not valid UTF-8 JSON: {e}") from e
 
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {

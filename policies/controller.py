@@ -26,12 +26,15 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import ArrayLike
 
+from policies.card import SCRIPTED_POLICY
 from policies.errors import PolicyError
+from policies.observation import task_info
 from policies.runtime import PolicyRunner
 from sim.contract.command_rules import CommandRejected, validate_joint_state
 from sim.contract.samples import ObjectPose
 from sim.errors import StateError
 from sim.mirror import TaskMirror
+from sim.scripted import ScriptedFetchPolicy
 
 # The e-stop source re-publishes its state at 10 Hz; five missed heartbeats and the
 # policy no longer knows whether it may move the robot, so it holds.
@@ -93,9 +96,13 @@ class PolicyController:
         robot: str,
         control_rate_hz: float = 0.0,
         stale_after_s: float = 0.0,
+        task: str = "",
     ) -> PolicyController:
-        """Load and check a zoo policy for `robot`; rate 0 means the card's rate."""
-        runner = PolicyRunner.load(Path(policy_path))
+        """Load and check a zoo policy for `robot`; rate 0 means the card's rate. `task`
+        (when given) must be the card's; the scripted policy needs it."""
+        if str(policy_path) == SCRIPTED_POLICY:
+            return cls._scripted(task, robot, control_rate_hz, stale_after_s)
+        runner = PolicyRunner.load(Path(policy_path), expected_task=task or None)
         card = runner.card
         if card.robot != robot:
             raise PolicyMismatchError(
@@ -113,6 +120,22 @@ class PolicyController:
         _check_layout(runner, mirror, policy_path)
         rate = control_rate_hz or card.control_rate_hz
         return cls(runner, mirror, stale_after_s or 3.0 / rate, rate)
+
+    @classmethod
+    def _scripted(
+        cls, task: str, robot: str, control_rate_hz: float, stale_after_s: float
+    ) -> PolicyController:
+        """sim.scripted's Fetch controller as the actor, at the task's rate."""
+        check_policy_for_task(SCRIPTED_POLICY, task)
+        mirror = TaskMirror(task)
+        if mirror.robot != robot:
+            raise PolicyMismatchError(
+                f"policy {SCRIPTED_POLICY!r} for {task} drives {mirror.robot!r}, "
+                f"this node drives {robot!r}"
+            )
+        rate = control_rate_hz or task_info(task).control_rate_hz
+        actor = ScriptedActor(ScriptedFetchPolicy(task))
+        return cls(actor, mirror, stale_after_s or 3.0 / rate, rate)
 
     @property
     def command_names(self) -> tuple[str, ...]:
@@ -215,6 +238,39 @@ class PolicyController:
         ):
             return "no_new_state"  # the object pose of this state is still on its way
         return ""
+
+
+class ScriptedActor:
+    """`ScriptedFetchPolicy` behind the `Actor` protocol (`--policy scripted`)."""
+
+    def __init__(self, policy: ScriptedFetchPolicy):
+        self.policy = policy
+
+    def reset(self) -> None:
+        self.policy.reset()
+
+    def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(self.policy(observation), dtype=np.float32)
+
+
+def check_policy_for_task(policy: str | Path, task: str) -> None:
+    """Refuse, before any node starts, a policy that cannot drive `task` on its twin: the
+    scripted policy for a task it does not solve, or an ONNX file that is missing, has no
+    card, was trained for another task, or runs at another rate than the task's."""
+    if str(policy) == SCRIPTED_POLICY:
+        if task not in ScriptedFetchPolicy.TASKS:
+            raise PolicyMismatchError(
+                f"policy {SCRIPTED_POLICY!r} solves {', '.join(ScriptedFetchPolicy.TASKS)}, "
+                f"not {task}; give a policy .onnx trained for {task}, or 'random'"
+            )
+        return
+    card = PolicyRunner.load(Path(policy), expected_task=task).card
+    rate_hz = task_info(task).control_rate_hz
+    if abs(card.control_rate_hz - rate_hz) > 1e-6:
+        raise PolicyMismatchError(
+            f"{policy}: runs at {card.control_rate_hz} Hz (its card), but {task} steps at "
+            f"{rate_hz} Hz; give a policy trained at {rate_hz} Hz"
+        )
 
 
 def _check_layout(runner: PolicyRunner, mirror: TaskMirror, path: str | Path) -> None:

@@ -10,6 +10,13 @@ from pathlib import Path
 
 from sim.errors import TwinbridgeError
 
+WHOLE_FILE = "file"  # the `field` of an error about the file itself (missing, unreadable)
+# The fix for a missing or unusable policy file.
+EXPORTED_POLICY = (
+    "give a policy .onnx exported with its card by `twinbridge train --export FILE.onnx` "
+    "(the zoo's are in policies/zoo/)"
+)
+
 
 class PolicyError(TwinbridgeError):
     """A policy file, input or output that must not be used; the message says why."""
@@ -24,7 +31,8 @@ class PolicyLoadError(PolicyError):
 
     def __init__(self, path: Path | str, field: str, detail: str):
         self.path, self.field, self.detail = Path(path), field, detail
-        super().__init__(f"{path}: {field}: {detail}")
+        where = f"{path}" if field == WHOLE_FILE else f"{path}: {field}"
+        super().__init__(f"{where}: {detail}")
 
 
 class ModelFileError(PolicyLoadError):

@@ -24,7 +24,6 @@ from sim.envs import make_task_env
 from sim.errors import TwinbridgeError, UnknownNameError
 from sim.randomization.config import RandomizationConfig
 from sim.tasks import DEFAULT_TASK, TASKS, get_task_spec
-from sim.twin import Twin
 
 
 class Policy(Protocol):
@@ -77,7 +76,7 @@ def make_policy(name: str, task: str, env: gym.Env, seed: int) -> Policy:
     if name.endswith(".onnx"):
         return _onnx(name, task)
     if name not in POLICIES:
-        raise UnknownNameError("policy", name, [*POLICIES, "<file>.onnx"])
+        raise UnknownNameError("policy", name, POLICIES, "or the path of a policy .onnx file")
     return POLICIES[name](task, env, seed)
 
 
@@ -124,27 +123,22 @@ def rollout(config: RolloutConfig) -> RolloutResult:
     extra = {"randomization": config.randomization} if config.randomization else {}
     env = make_task_env(config.task, render_mode="rgb_array" if config.video else None, **extra)
     policy = make_policy(config.policy, config.task, env, config.seed)
-    camera = env.unwrapped.task.video_camera  # type: ignore[attr-defined]
-    frames: list[np.ndarray] = []
+    video = _Video(env, config) if config.video is not None else None
     returns, successes, steps, stepping_s = [], [], 0, 0.0
     episodes = tqdm(range(config.episodes), desc=config.task, disable=not config.progress)
     try:
         for episode in episodes:
-            record = config.video is not None and episode < config.video_episodes
-            ret, success, n, seconds = _episode(
-                env, policy, config.seed + episode, record, camera, config, frames
-            )
+            record = video if video is not None and episode < config.video_episodes else None
+            ret, success, n, seconds = _episode(env, policy, config.seed + episode, record)
             returns.append(ret)
             successes.append(success)
             steps += n
             stepping_s += seconds
             episodes.set_postfix(success=f"{np.mean(successes):.2f}")
     finally:
+        if video is not None:
+            video.close()
         env.close()
-    if config.video is not None:
-        from sim.render import write_mp4
-
-        write_mp4(config.video, frames, fps=env.metadata["render_fps"])
     return RolloutResult(
         task=config.task,
         episodes=config.episodes,
@@ -158,22 +152,45 @@ def rollout(config: RolloutConfig) -> RolloutResult:
     )
 
 
+class _Video:
+    """The rollout's MP4: each frame rendered from the task's video camera with the
+    episode's state written on it (sim/overlay.py), streamed to the file."""
+
+    def __init__(self, env: gym.Env, config: RolloutConfig):
+        from sim.render import open_mp4
+
+        self._env, self._config = env.unwrapped, config
+        self._steps = env.spec.max_episode_steps if env.spec is not None else None
+        self._writer = open_mp4(config.video, fps=env.metadata["render_fps"])  # type: ignore[arg-type]
+        self.frames = 0
+
+    def capture(self, seed: int, step: int) -> None:
+        from sim.overlay import Overlay, draw
+
+        env: Any = self._env
+        size = self._config.video_size_px
+        frame = env.twin.render(env.task.video_camera, size, size)
+        overlay = Overlay.measure(
+            self._config.task, env.task, env.twin, env.goal,
+            episode=seed - self._config.seed, step=step, steps=self._steps, seed=seed,
+        )  # fmt: skip
+        self._writer.append_data(draw(frame, overlay))
+        self.frames += 1
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 def _episode(
-    env: gym.Env,
-    policy: Policy,
-    seed: int,
-    record: bool,
-    camera: Any,
-    config: RolloutConfig,
-    frames: list[np.ndarray],
+    env: gym.Env, policy: Policy, seed: int, video: _Video | None
 ) -> tuple[float, bool, int, float]:
+    """One episode; with `video`, a frame of each state it passes through, the last too."""
     obs, info = env.reset(seed=seed)
-    twin: Twin = env.unwrapped.twin  # type: ignore[attr-defined]
     policy.reset()
     ret, steps, seconds, done = 0.0, 0, 0.0, False
     while not done:
-        if record:
-            frames.append(twin.render(camera, config.video_size_px, config.video_size_px))
+        if video is not None:
+            video.capture(seed, steps)
         action = policy(obs)
         start = time.perf_counter()
         obs, reward, terminated, truncated, info = env.step(action)
@@ -181,6 +198,8 @@ def _episode(
         ret += float(reward)
         steps += 1
         done = terminated or truncated
+    if video is not None:
+        video.capture(seed, steps)
     return ret, bool(info["is_success"]), steps, seconds
 
 

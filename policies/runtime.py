@@ -39,6 +39,8 @@ from onnx import TensorProto
 
 from policies.card import TASK_METADATA_KEY, ModelCard, TensorSpec, onnx_sha256
 from policies.errors import (
+    EXPORTED_POLICY,
+    WHOLE_FILE,
     ModelCardError,
     ModelContractError,
     ModelFileError,
@@ -111,7 +113,7 @@ class PolicyRunner:
         _check_inside_model_dir(card_file, path.parent, ModelCardError)
         card = ModelCard.load(card_file)
         if expected_task is not None:
-            _check_task(card, card_file, expected_task)
+            _check_task(card, card_file, expected_task, path)
         if card.onnx_file != path.name:
             raise ModelCardError(card_file, "onnx_file", f"describes {card.onnx_file}, not {path}")
         data = _read_model(path, limits)
@@ -202,14 +204,15 @@ class PolicyRunner:
 
 # -- load-time checks ---------------------------------------------------------------------------
 def _check_files_exist(path: Path, card_file: Path) -> None:
-    """A missing card or model is the common user error: name it and what to give instead."""
+    """A missing model or card is the common user error: name the file given, what is
+    missing, and what to give instead."""
+    if not path.exists():
+        raise ModelFileError(path, WHOLE_FILE, f"does not exist; {EXPORTED_POLICY}")
     if not card_file.exists():
         raise ModelCardError(
-            card_file, "<file>", f"does not exist: {path.name} needs its model card beside it; "
-            "give an exported policy .onnx (export writes both files)",
+            path, WHOLE_FILE, f"its model card {card_file.name} is missing beside it (a policy "
+            f"is the .onnx and its .json card); {EXPORTED_POLICY}",
         )  # fmt: skip
-    if not path.exists():
-        raise ModelFileError(path, "<file>", "does not exist; give an exported policy .onnx")
 
 
 def _check_inside_model_dir(path: Path, model_dir: Path, error: type) -> Path:
@@ -217,21 +220,24 @@ def _check_inside_model_dir(path: Path, model_dir: Path, error: type) -> Path:
     try:
         real, real_dir = path.resolve(strict=True), model_dir.resolve(strict=True)
     except (OSError, RuntimeError) as e:
-        raise error(path, "<file>", f"does not exist or cannot be resolved: {e}") from e
+        raise error(path, WHOLE_FILE, f"does not exist or cannot be resolved: {e}") from e
     if real.parent != real_dir:
-        raise error(path, "<file>", f"resolves to {real}, outside the model directory {real_dir}")
+        raise error(
+            path, WHOLE_FILE, f"resolves to {real}, outside the model directory {real_dir}"
+        )
     return real
 
 
-def _check_task(card: ModelCard, card_file: Path, expected_task: str) -> None:
+def _check_task(card: ModelCard, card_file: Path, expected_task: str, path: Path) -> None:
     """Same task, same env id and version, same observation layout as this code base's."""
     from policies.observation import observation_spec
     from sim.tasks import get_task_spec
 
     if card.task != expected_task:
         raise TaskMismatchError(
-            card_file, "task", f"trained for {card.task!r}, not {expected_task!r}"
-        )
+            path, WHOLE_FILE, f"trained for task {card.task!r} (its "
+            f"card {card_file.name}), not {expected_task!r}; give a policy of {expected_task}",
+        )  # fmt: skip
     gym_id = get_task_spec(expected_task).gym_id
     if card.gym_id != gym_id:
         raise TaskMismatchError(card_file, "gym_id", f"{card.gym_id!r}, this code runs {gym_id!r}")
@@ -249,14 +255,14 @@ def _read_model(path: Path, limits: RuntimeLimits) -> bytes:
         with os.fdopen(fd, "rb") as f:
             info = os.fstat(f.fileno())
             if not stat.S_ISREG(info.st_mode):
-                raise ModelFileError(path, "<file>", "not a regular file")
+                raise ModelFileError(path, WHOLE_FILE, "not a regular file")
             if info.st_size > limits.max_model_bytes:
                 raise ModelFileError(
-                    path, "<file>", f"{info.st_size} bytes > limit {limits.max_model_bytes}"
+                    path, WHOLE_FILE, f"{info.st_size} bytes > limit {limits.max_model_bytes}"
                 )
             return f.read(limits.max_model_bytes + 1)
     except OSError as e:
-        raise ModelFileError(path, "<file>", f"cannot read: {e}") from e
+        raise ModelFileError(path, WHOLE_FILE, f"cannot read: {e}") from e
 
 
 def _check_sha256(data: bytes, card: ModelCard, path: Path) -> None:

@@ -37,9 +37,11 @@ from ros_ws.bringup_plan import (
 )
 from ros_ws.contract import check_goal_fits
 from ros_ws.discovery import MAX_DOMAIN_ID, default_domain_id, sim_environment
-from ros_ws.node_configs import resolve_data_path
+from ros_ws.node_configs import SCRIPTED_POLICY, resolve_data_path
 from ros_ws.node_runtime_env import SUPERVISOR_PID_VARIABLE
+from ros_ws.view_bringup import VIEW_NODE, add_view_arguments, with_view
 from sim.errors import TwinbridgeError
+from sim.robots import get_robot
 from sim.tasks import DEFAULT_TASK, TASKS, get_task_spec
 
 STOP_BUDGET_S = 1.5  # SIGINT, then SIGKILL after this: everything is gone within 2 s
@@ -59,8 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy",
         default=None,
-        help="ONNX policy (default: policies/zoo/<task>.onnx), or 'random': uniform random "
-        "actions as an ONNX graph, for a task no policy was trained for yet",
+        help="ONNX policy (default: policies/zoo/<task>.onnx), 'random': uniform random "
+        "actions as an ONNX graph, for a task no policy was trained for yet, or 'scripted': "
+        "the hand-written Fetch controller (as in `twinbridge rollout`)",
     )
     parser.add_argument("--episodes", type=int, default=10, help="episodes to run (>= 1)")
     parser.add_argument("--seed", type=int, default=0, help="episode k resets with seed + k")
@@ -95,6 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--config", type=Path, default=SIM_CONFIG, help="parameter YAML")
     parser.add_argument("--log-dir", type=Path, default=Path("out/sim-logs"), help="node logs")
+    add_view_arguments(parser)
 
 
 @dataclass
@@ -130,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_graph(args: argparse.Namespace, domain: int, emulator: Emulated | None) -> int:
     overrides = _overrides(args, emulator)
-    _check_policy_task(overrides["policy_node"]["policy_path"], args.task)
+    _check_policy_task(overrides["policy_node"]["policy_path"], args.task, args.policy is not None)
     nodes = SIM_NODES if emulator is None else EMULATOR_NODES
     launches = plan(nodes, args.config, overrides)
     try:
@@ -155,7 +159,7 @@ def supervise(args: argparse.Namespace, launches: list[NodeLaunch], env: dict[st
 
     # The observer subscribes before any node exists, and the task node starts its first
     # episode only once it has discovered it (report_readers), so no report is missed.
-    launches = _with_report_readers(launches)
+    launches = _with_report_readers(with_view(args, launches))
     with BringupObserver(launches[0].namespace) as observer:
         console = getattr(args, "console_nodes", ())
         processes = {
@@ -166,7 +170,7 @@ def supervise(args: argparse.Namespace, launches: list[NodeLaunch], env: dict[st
             summary, failure = _observe(args, observer, processes, stop_requested)
         except KeyboardInterrupt:
             _stop(processes)
-            print("twinbridge sim: interrupted; every node stopped", file=sys.stderr)
+            print(f"{_prefix(args)}: interrupted; every node stopped", file=sys.stderr)
             return 130
         _stop(processes)
     failure = failure or _episode_count_problem(args, summary)
@@ -182,7 +186,7 @@ def _with_report_readers(launches: list[NodeLaunch]) -> list[NodeLaunch]:
     """The task node waits for this bringup's observer, and a recorder if one runs, to
     read `diagnostics` before its first episode: DDS delivers a report only to readers
     discovered when it is sent, and one fast episode can end before discovery does."""
-    readers = 1 + sum(launch.name == RECORDER_NODE for launch in launches)
+    readers = 1 + sum(launch.name in (RECORDER_NODE, VIEW_NODE) for launch in launches)
     return [
         replace(launch, overrides={**launch.overrides, "report_readers": readers})
         if launch.name == "task_node"
@@ -206,6 +210,11 @@ def _episode_count_problem(args: argparse.Namespace, summary: Summary) -> str:
     )
 
 
+def _prefix(args: argparse.Namespace) -> str:
+    """`twinbridge <the running command>`: messages name the command the user typed."""
+    return f"twinbridge {getattr(args, 'command', None) or 'sim'}"
+
+
 def _env_domain() -> int:
     value = os.environ.get("ROS_DOMAIN_ID", "")
     return int(value) if value.isdigit() else default_domain_id()
@@ -219,6 +228,8 @@ def _check_hardware_flags(args: argparse.Namespace) -> None:
             "--hardware emulator runs in real time through the serial driver: "
             "--fast, --video and --cameras are twin-node features; drop them"
         )
+    if args.cameras:  # by name here: the parameter file is not where the mistake is
+        get_robot(_robot(args.task)).camera_names(args.cameras)
 
 
 @dataclass
@@ -260,7 +271,7 @@ def _overrides(
                 "seed": args.seed,
                 "estop_latch_path": str((args.log_dir / "estop.json").resolve()),
             },
-            "policy_node": {"policy_path": policy, "robot": _robot(args.task), **real_time},
+            "policy_node": {"policy_path": policy, **_policy_task(args), **real_time},
             "task_node": {"task": args.task, "episodes": args.episodes, **real_time},
         }
     return {
@@ -271,7 +282,7 @@ def _overrides(
             "video_path": str(args.video) if args.video else "",
             **({"cameras": args.cameras} if args.cameras is not None else {}),
         },
-        "policy_node": {"policy_path": policy, "robot": _robot(args.task)},
+        "policy_node": {"policy_path": policy, **_policy_task(args)},
         "task_node": {"task": args.task, "episodes": args.episodes},
     }
 
@@ -281,40 +292,39 @@ def _policy_path(args: argparse.Namespace) -> str:
     policy written into the log folder (seeded with --seed)."""
     from policies.random_policy import RANDOM_POLICY, write_random_policy
 
-    if args.policy != RANDOM_POLICY:
+    if args.policy != RANDOM_POLICY:  # a file, or SCRIPTED_POLICY (no file)
         return args.policy or f"policies/zoo/{args.task}.onnx"
     folder = (args.log_dir / "random-policy").resolve()
     return str(write_random_policy(args.task, folder, args.seed))
+
+
+def _policy_task(args: argparse.Namespace) -> dict[str, str]:
+    """The policy node's robot, and its task when the policy has no card to name it."""
+    task = {"task": args.task} if args.policy == SCRIPTED_POLICY else {}
+    return {"robot": _robot(args.task), **task}
 
 
 def _robot(task: str) -> str:
     return get_task_spec(task).robot
 
 
-def _check_policy_task(policy_path: str, task: str) -> None:
-    """Refuse a policy trained for another task before any process starts."""
-    from policies.card import ModelCard
-    from policies.observation import task_info
+def _check_policy_task(policy_path: str, task: str, given: bool = True) -> None:
+    """Refuse a policy that cannot drive the task before any process starts; a message
+    names the --policy given, or the zoo's file that is missing when none was."""
+    from policies.controller import check_policy_for_task
 
-    card_path = resolve_data_path(policy_path).with_suffix(".json")
-    if not card_path.is_file():
+    if policy_path == SCRIPTED_POLICY:
+        check_policy_for_task(policy_path, task)
+        return
+    path = resolve_data_path(policy_path)
+    if not given and not path.is_file():
         zoo = sorted(p.stem for p in resolve_data_path("policies/zoo").glob("*.onnx"))
         raise TwinbridgeError(
-            f"no policy {policy_path} with its model card {card_path.name}; the zoo has "
-            f"policies for {', '.join(zoo)}; pass --policy FILE.onnx for task {task}, "
-            "or --policy random (uniform random actions)"
+            f"the zoo has no policy for task {task} ({policy_path}; it has {', '.join(zoo)}): "
+            "pass --policy FILE.onnx (a policy trained for this task), --policy random "
+            "(uniform random actions) or --policy scripted (the Fetch tasks)"
         )
-    card = ModelCard.load(card_path)
-    if card.task != task:
-        raise TwinbridgeError(
-            f"policy {policy_path} was trained for task {card.task!r}; the bringup runs {task!r}"
-        )
-    rate_hz = task_info(task).control_rate_hz
-    if abs(card.control_rate_hz - rate_hz) > 1e-6:
-        raise TwinbridgeError(
-            f"policy {policy_path} runs at {card.control_rate_hz} Hz (its card); "
-            f"the twin of {task} steps at {rate_hz} Hz"
-        )
+    check_policy_for_task(path if path.exists() else policy_path, task)
 
 
 def _start(
@@ -347,7 +357,7 @@ def _observe(
         if getattr(observer, "waiting", "") != waiting:  # e.g. a latch only a person clears
             waiting = observer.waiting
             if waiting:
-                print(f"twinbridge sim: the task node waits: {waiting}", file=sys.stderr)
+                print(f"{_prefix(args)}: the task node waits: {waiting}", file=sys.stderr)
         for result in observer.poll(0.1):
             if not args.json:
                 for missed in range(printed, int(result["episode"])):  # joined late
@@ -356,7 +366,9 @@ def _observe(
                 print(_episode_line(result, observer.loop), flush=True)
             printed = int(result["episode"]) + 1
             latest = result
-        failure = _failure(processes, args.log_dir) or _silence(observer, processes)
+        failure = _failure(processes, args.log_dir, _prefix(args)) or _silence(
+            observer, processes, _prefix(args)
+        )
         if failure:
             return summary, failure
         ended = [n for n in DONE_WHEN_EXITED if n in processes and processes[n].poll() == 0]
@@ -382,7 +394,7 @@ def _observe(
     return summary, ""
 
 
-def _silence(observer: Any, processes: dict[str, subprocess.Popen]) -> str:
+def _silence(observer: Any, processes: dict[str, subprocess.Popen], prefix: str) -> str:
     """A message naming a running node that stopped reporting (a stuck executor: every node
     reports at diagnostics_rate_hz), or ""."""
     running = [name for name, process in processes.items() if process.poll() is None]
@@ -391,12 +403,12 @@ def _silence(observer: Any, processes: dict[str, subprocess.Popen]) -> str:
         return ""
     name, age = silent[0]
     return (
-        f"twinbridge sim: {name} has published no diagnostics for {age} s (every node "
+        f"{prefix}: {name} has published no diagnostics for {age} s (every node "
         f"reports at 2 Hz; it is stuck); the nodes were stopped. Its log: {name}.log"
     )
 
 
-def _failure(processes: dict[str, subprocess.Popen], log_dir: Path) -> str:
+def _failure(processes: dict[str, subprocess.Popen], log_dir: Path, prefix: str) -> str:
     """A message naming the first node that exited when it should not have, with its log
     (the task node exits 0 when its episodes are done)."""
     for name, process in processes.items():
@@ -406,7 +418,7 @@ def _failure(processes: dict[str, subprocess.Popen], log_dir: Path) -> str:
         log = log_dir / f"{name}.log"
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
         return (
-            f"twinbridge sim: {name} exited with code {code}; the other nodes were stopped.\n"
+            f"{prefix}: {name} exited with code {code}; the other nodes were stopped.\n"
             f"--- last lines of {log} ---\n{tail}"
         )
     return ""
@@ -452,8 +464,11 @@ def _print_summary(summary: Summary, as_json: bool) -> None:
         "control_latency_ms": summary.control_latency_ms,
         "deadline_misses": summary.deadline_misses,
     }
+    from sim.render import mp4_frames, video_line  # MuJoCo's module, only with a video
+
+    frames = mp4_frames(summary.video) if summary.video else 0
     if summary.video:
-        data["video"] = summary.video
+        data["video"], data["video_frames"] = summary.video, frames
     if as_json:
         print(json.dumps(data))
         return
@@ -463,3 +478,5 @@ def _print_summary(summary: Summary, as_json: bool) -> None:
         f"state->command latency p50 {latency['p50']} ms, p99 {latency['p99']} ms, "
         f"max {latency['max']} ms; {summary.deadline_misses} deadline misses"
     )
+    if summary.video:
+        print(video_line(summary.video, frames, summary.episodes))

@@ -12,6 +12,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from ros_ws import adapters
 from ros_ws.node_configs import TwinNodeConfig
 from ros_ws.qos import image_qos
+from sim.errors import UnknownNameError
 from sim.twin_loop import TwinLoop
 
 
@@ -19,9 +20,11 @@ class CameraPublisher:
     """Renders each named camera of the loop's twin and publishes it with its intrinsics."""
 
     def __init__(self, node: Node, loop: TwinLoop, config: TwinNodeConfig):
-        self.names = [name for name in config.cameras.split(",") if name]
-        for name in self.names:
-            loop.twin.model.camera(name)  # an unknown camera fails at start, by name
+        self.names = [name.strip() for name in config.cameras.split(",") if name.strip()]
+        valid = loop.twin.camera_names
+        for name in self.names:  # an unknown camera fails at start, by name, not KeyError
+            if name not in valid:
+                raise UnknownNameError("camera", name, valid)
         self._loop, self._size = loop, (config.camera_width_px, config.camera_height_px)
         self._publishers = [
             (

@@ -23,15 +23,18 @@ from typing import Any, TypeVar
 
 from hardware.driver_settings import DriverSettings
 from hardware.teleop.config import TeleopConfig
+from hardware.view.config import LiveViewConfig
+from policies.card import SCRIPTED_POLICY
 from ros_ws.recorder_config import RecorderNodeConfig
 from sim.config_loader import load_yaml_mapping
-from sim.errors import ConfigError
+from sim.errors import ConfigError, UnknownNameError, did_you_mean
+from sim.robots import get_robot
 from sim.tasks import TASKS
 
 T = TypeVar("T")
 # Parameters every ROS 2 node accepts; not ours to validate.
 ROS_BUILTIN_PARAMETERS = {"use_sim_time", "start_type_description_service"}
-FILE_KEY = "<file>"  # the key of a ParameterFileError about the whole file
+FILE_KEY = "file"  # the key of a ParameterFileError about the whole file (its detail names it)
 CORE = "twinbridge.core"  # metadata of a `core_field`: the core fields the node sets itself
 SCALARS = (bool, int, float, str)  # what a parameter of ours holds
 
@@ -75,6 +78,10 @@ class TwinNodeConfig:
 
     def __post_init__(self) -> None:
         _known_task(self.task)
+        try:
+            get_robot(TASKS[self.task].robot).camera_names(self.cameras)
+        except UnknownNameError as e:
+            raise ValueError(str(e)) from e
         _positive(self, "lockstep_timeout_s", "command_max_age_s", "camera_rate_hz")
         _positive(self, "goal_timeout_s")
         _positive(self, "camera_width_px", "camera_height_px", "diagnostics_rate_hz")
@@ -86,15 +93,23 @@ class TwinNodeConfig:
 class PolicyNodeConfig:
     """policy_node: a zoo policy on the contract topics."""
 
-    policy_path: str = "policies/zoo/fetch-push.onnx"  # its card is the sibling .json
+    # an .onnx (its card is the sibling .json), or "scripted" (sim.scripted, needs `task`)
+    policy_path: str = "policies/zoo/fetch-push.onnx"
     robot: str = "fetch"  # the robot this node drives; the card must name the same
+    task: str = ""  # "": the card's; else the card must name it
     control_rate_hz: float = 0.0  # 0: the card's rate
     stale_after_s: float = 0.0  # 0: three control periods
     diagnostics_rate_hz: float = 2.0
 
     def __post_init__(self) -> None:
-        if not self.policy_path.endswith(".onnx"):
-            raise ValueError(f"policy_path must name an .onnx file, got {self.policy_path!r}")
+        scripted = self.policy_path == SCRIPTED_POLICY
+        if not (self.policy_path.endswith(".onnx") or scripted):
+            raise ValueError(
+                f"policy_path must name an .onnx file or be {SCRIPTED_POLICY!r}, "
+                f"got {self.policy_path!r}"
+            )
+        if self.task or scripted:
+            _known_task(self.task)
         _non_negative(self, "control_rate_hz", "stale_after_s")
         _positive(self, "diagnostics_rate_hz")
 
@@ -105,6 +120,7 @@ class TaskNodeConfig:
 
     task: str = "fetch-push"
     episodes: int = 10  # 0: run until stopped
+    episode_seconds: float = 0.0  # episode length (e-stop time excluded); 0: the task's
     reset_timeout_s: float = 10.0  # longest wait for the robot's reset service
     # Readers of `diagnostics` to wait for (up to reset_timeout_s) before the first episode:
     # a report reaches only readers discovered when it is sent. Set by bringups (observer).
@@ -113,7 +129,7 @@ class TaskNodeConfig:
 
     def __post_init__(self) -> None:
         _known_task(self.task)
-        _non_negative(self, "episodes", "report_readers")
+        _non_negative(self, "episodes", "report_readers", "episode_seconds")
         _positive(self, "reset_timeout_s", "diagnostics_rate_hz")
 
 
@@ -163,6 +179,19 @@ class DriverNodeConfig:
         _positive(self, "diagnostics_rate_hz")
 
 
+@dataclass(frozen=True)
+class ViewNodeConfig:
+    """view_node: the live web view (hardware/view/) of a robot namespace's contract topics.
+    Its parameters are the view's own (hardware/view/config.py: task, web_port,
+    render rate and size, cameras)."""
+
+    view: LiveViewConfig = field(default_factory=LiveViewConfig, metadata=core_parameters())
+    diagnostics_rate_hz: float = 2.0
+
+    def __post_init__(self) -> None:
+        _positive(self, "diagnostics_rate_hz")
+
+
 NODE_CONFIGS: dict[str, type] = {
     "driver_node": DriverNodeConfig,
     "twin_node": TwinNodeConfig,
@@ -170,6 +199,7 @@ NODE_CONFIGS: dict[str, type] = {
     "task_node": TaskNodeConfig,
     "teleop_node": TeleopNodeConfig,
     "recorder_node": RecorderNodeConfig,
+    "view_node": ViewNodeConfig,
 }
 
 
@@ -189,6 +219,7 @@ def load_node_parameters(path: Path | str, node: str, namespace: str = "") -> di
     """
     path = Path(path)
     data = _read_yaml(path)
+    _check_sections(data, path)
     merged: dict[str, Any] = {}
     for section in ("/**", node, f"/{node}", f"{namespace}/{node}".replace("//", "/")):
         if section in data:
@@ -210,10 +241,7 @@ def node_config(cls: type[T], parameters: dict[str, Any], source: Path | str) ->
         if key in ROS_BUILTIN_PARAMETERS:
             continue
         if key not in known:
-            valid = ", ".join(sorted(known))
-            raise ParameterFileError(
-                source, key, f"unknown parameter of {cls.__name__}; valid: {valid}"
-            )
+            raise _unknown_parameter(source, key, cls.__name__, known)
         holder, declared = known[key]
         split.setdefault(holder, {})[key] = _typed(declared, value, source)
     values = split[""]
@@ -248,7 +276,9 @@ def _built(cls: Any, values: dict[str, Any], source: Path | str) -> Any:
         return cls(**values)
     except ValueError as e:
         scalars = [k for k, v in values.items() if isinstance(v, SCALARS)]
-        raise ParameterFileError(source, _key_in(str(e), scalars), str(e)) from e
+        key = _key_in(str(e), scalars)
+        detail = f"{source}: {e}" if key == FILE_KEY else str(e)  # a FILE_KEY detail names it
+        raise ParameterFileError(source, key, detail) from e
 
 
 def _typed(field: dataclasses.Field, value: Any, source: Path | str) -> Any:
@@ -267,6 +297,33 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ParameterFileError(path, FILE_KEY, str(e)) from e
 
 
+def _check_sections(data: dict[str, Any], path: Path) -> None:
+    """Every top-level key is a node's section (`/**`, `node`, `/node`, `/ns/node`) and
+    holds only that node's parameters: ROS would silently ignore a misspelled section or
+    a section's unknown key (a node reads only its own)."""
+    for section, body in data.items():
+        node = str(section).rsplit("/", 1)[-1]
+        if section == "/**":
+            known: Any = set().union(*(_parameters(cls) for cls in NODE_CONFIGS.values()))
+        elif node in NODE_CONFIGS:
+            known = _parameters(NODE_CONFIGS[node])
+        else:
+            raise ParameterFileError(
+                path, str(section), f"not a node section; {did_you_mean(node, NODE_CONFIGS)}"
+                f"valid sections: /**, {', '.join(NODE_CONFIGS)} (or /<namespace>/<node>)",
+            )  # fmt: skip
+        for key in _ros_parameters(body, path, str(section)):
+            if key not in known and key not in ROS_BUILTIN_PARAMETERS:
+                raise _unknown_parameter(path, key, f"section {section}", known)
+
+
+def _unknown_parameter(source: Path | str, key: str, owner: str, known: Any) -> ParameterFileError:
+    return ParameterFileError(
+        source, key, f"unknown parameter of {owner}; {did_you_mean(key, known)}"
+        f"valid: {', '.join(sorted(known))}",
+    )  # fmt: skip
+
+
 def _ros_parameters(section: Any, path: Path, name: str) -> dict[str, Any]:
     if not isinstance(section, dict) or not isinstance(section.get("ros__parameters"), dict):
         raise ParameterFileError(path, name, "needs a 'ros__parameters:' mapping")
@@ -278,7 +335,7 @@ def _key_in(message: str, keys: list[str]) -> str:
     found = {
         m.start(): key for key in keys for m in re.finditer(rf"\b{re.escape(key)}\b", message)
     }
-    return found[min(found)] if found else "<value>"
+    return found[min(found)] if found else FILE_KEY
 
 
 def _known_task(task: str) -> None:

@@ -1,4 +1,5 @@
-"""policy_node: a zoo ONNX policy on the contract topics (core: policies.PolicyController).
+"""policy_node: a zoo ONNX policy, or the scripted one, on the contract topics (core:
+policies.PolicyController).
 
 Run: `python -m ros_ws.policy_node --ros-args -r __ns:=/fetch --params-file ros_ws/config/sim.yaml`
 
@@ -17,6 +18,7 @@ from collections import deque
 import numpy as np
 from trajectory_msgs.msg import JointTrajectory
 
+from policies.card import SCRIPTED_POLICY
 from policies.controller import PolicyController
 from ros_ws import adapters, health
 from ros_ws.controller_inputs import subscribe_controller_inputs
@@ -29,9 +31,11 @@ class PolicyNode(ContractNode):
     def __init__(self) -> None:
         super().__init__("policy_node", PolicyNodeConfig)
         cfg: PolicyNodeConfig = self.config
+        named = cfg.policy_path == SCRIPTED_POLICY  # a policy by name, not a file
         self.controller = PolicyController.load(
-            resolve_data_path(cfg.policy_path), cfg.robot, cfg.control_rate_hz, cfg.stale_after_s
-        )
+            cfg.policy_path if named else resolve_data_path(cfg.policy_path),
+            cfg.robot, cfg.control_rate_hz, cfg.stale_after_s, cfg.task,
+        )  # fmt: skip
         rate = self.controller.control_rate_hz
         self._period_s = 1.0 / rate
         self._hold_reason = "starting"

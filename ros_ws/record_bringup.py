@@ -4,7 +4,10 @@ Run: `twinbridge record --robot fetch --out out/session.mcap [--resume] [--camer
 
 Starts recorder_node (ros_ws/recorder_node.py) as a child process in the robot's
 namespace, on the same domain and discovery settings as `twinbridge sim` (so it meets
-that graph), until Ctrl-C or SIGTERM, which it forwards: the node finishes the file
+that graph). The node prints `recorder: ready: ...` once it has met the graph (a robot's
+joint_states and another node's diagnostics): episodes that start after that line are
+recorded whole, one already running is not recorded half. It runs until Ctrl-C or
+SIGTERM, which it forwards: the node finishes the file
 (R16: within 5 s) and this command prints what was recorded. An existing file is
 continued only with --resume (after its last complete episode, R17).
 
@@ -43,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--domain-id", type=int, default=None, help="default: $ROS_DOMAIN_ID, else per user"
     )
+    parser.add_argument(
+        "--topic-timeout-s", type=float, default=10.0, help="warn about silent topics after"
+    )
 
 
 def recorder_command(args: argparse.Namespace) -> list[str]:
@@ -54,10 +60,11 @@ def recorder_command(args: argparse.Namespace) -> list[str]:
         "cameras": args.cameras,
         "extra_topics": args.extra_topics,
         "resume": "true" if args.resume else "false",
+        "topic_timeout_s": args.topic_timeout_s,
     }
     ros_args = ["--ros-args", "-r", f"__ns:=/{get_robot(args.robot).namespace}"]
     for key, value in params.items():
-        text = value if key == "resume" else f'"{value}"'
+        text = f'"{value}"' if isinstance(value, str) and key != "resume" else str(value)
         ros_args += ["-p", f"{key}:={text}"]
     return [sys.executable, "-m", "ros_ws.recorder_node", *ros_args]
 
@@ -66,8 +73,11 @@ def run(args: argparse.Namespace) -> int:
     from ros_ws.discovery import default_domain_id, sim_environment
     from ros_ws.node_runtime_env import SUPERVISOR_PID_VARIABLE
 
+    if not args.topic_timeout_s > 0:
+        raise RecordingError(f"--topic-timeout-s must be > 0 seconds, got {args.topic_timeout_s}")
     if args.out.suffix != ".mcap":
         raise RecordingError(f"--out must name an .mcap file, got {args.out}")
+    get_robot(args.robot).camera_names(args.cameras)  # an unknown one, with the valid ones
     if args.task:
         check_goal_fits(args.task)
     if args.out.exists() and not args.resume:
@@ -80,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     child = subprocess.Popen(recorder_command(args), env=env)
     forward = lambda signum, _frame: child.send_signal(signal.SIGINT)  # noqa: E731
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    print(f"recording {args.robot} (domain {domain}) into {args.out}; Ctrl-C stops")
+    print(f"recorder starting: {args.robot} on domain {domain} into {args.out}; waiting for "
+          "the graph (Ctrl-C stops)", flush=True)  # fmt: skip
     try:
         code = child.wait()
     finally:

@@ -6,9 +6,13 @@ Subscribes with `raw=True` (the CDR bytes are written as received, never re-seri
 and logs each message at its receipt time (`time.time_ns()`). QoS per topic kind
 (hardware/recording/topics.py) is compatible with every contract publisher. Episode
 markers come from task_node's `task_node/episode_start` and `task_node/episode`
-statuses on `diagnostics` (hardware/recording/relay.py). Topics silent for
-`topic_timeout_s` are named in the log and in diagnostics. SIGINT/SIGTERM: what is
-still queued is written first (until quiet for 0.3 s, at most 3 s: the bringups stop the
+statuses on `diagnostics` (hardware/recording/relay.py). Once it has met the graph (the
+robot's `joint_states` received, a commander and a task node seen: GRAPH) it subscribes to
+the statuses and prints that it is ready: only episodes that start after that are
+recorded, and a task node that waits for its report readers waits for it. Topics the
+session's task has (RecordedTopic.expected) but silent for `topic_timeout_s` are named
+in the log and diagnostics. SIGINT/SIGTERM: what
+is queued is written first (until quiet for 0.3 s, at most 3 s: the bringups stop the
 publishers before the recorder), then the file is finished (summary, indexes, CRCs) (R16).
 
 R16: see hardware/RELIABILITY.md.
@@ -46,6 +50,9 @@ QOS = {
 }
 
 
+# Ready when these are met: before, an episode's first states could go unrecorded.
+GRAPH = (("robot (joint_states)", "joint_states"), ("commander (joint_command)", "joint_command"),
+         ("task node (diagnostics)", "diagnostics"))  # fmt: skip
 # Stopping: keep writing until the queues are quiet this long, but no longer than the budget.
 DRAIN_QUIET_S = 0.3
 DRAIN_BUDGET_S = 3.0
@@ -59,7 +66,8 @@ class RecorderNode(ContractNode):
             raise ConfigError("recorder_node needs output_path (the .mcap file to write)")
         self.writer = self._open_writer(cfg)
         self.relay = EpisodeRelay(self.writer)
-        self._recorded: list[str] = []
+        self.relay.ready = False  # until the graph is met: no half episode
+        self._recorded: dict[str, RecordedTopic] = {}
         self._last_message_s = time.monotonic()
         try:
             for topic in recorded_topics(cfg.cameras, cfg.extra_topics):
@@ -67,8 +75,8 @@ class RecorderNode(ContractNode):
         except BaseException:
             self.writer.close()  # run_node has no node to close yet: finish the file here
             raise
-        self.create_subscription(DiagnosticArray, "diagnostics", self._on_diagnostics, 100)
         self.steady_timer(cfg.flush_period_s / 4, lambda: self.writer.flush_if_due())
+        self._ready_timer = self.steady_timer(0.1, self._check_ready)
         self._missing_reported = False
         self._missing_timer = self.steady_timer(cfg.topic_timeout_s, self._report_missing)
 
@@ -87,16 +95,11 @@ class RecorderNode(ContractNode):
         package, _, type_name = topic.type.split("/")
         msg_class = getattr(importlib.import_module(f"{package}.msg"), type_name)
         reliability, durability, depth = QOS[topic.qos]
-        qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=depth,
-            reliability=reliability,
-            durability=durability,
-        )
-        self.contract_subscription(
-            msg_class, name, lambda data: self._write(name, data), qos, raw=True
-        )
-        self._recorded.append(name)
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability,
+                         durability=durability)  # fmt: skip
+        write = lambda data: self._write(name, data)  # noqa: E731
+        self.contract_subscription(msg_class, name, write, qos, raw=True)
+        self._recorded[name] = topic
 
     def _write(self, topic: str, data: bytes) -> None:
         self.writer.write(topic, data, time.time_ns())
@@ -109,6 +112,33 @@ class RecorderNode(ContractNode):
         quiet = now - max(self._last_message_s, stop_requested_s) >= DRAIN_QUIET_S
         return quiet or now - stop_requested_s >= DRAIN_BUDGET_S
 
+    def _endpoints(self, name: str) -> tuple[int, int]:
+        """(publishers, subscriptions) of topic `name` in nodes other than this one."""
+        me = (self.get_namespace(), self.get_name())
+        ends = self.get_publishers_info_by_topic(name), self.get_subscriptions_info_by_topic(name)
+        pubs, subs = (sum((i.node_namespace, i.node_name) != me for i in e) for e in ends)
+        return pubs, subs
+
+    def _not_met(self) -> list[str]:
+        """Who of the graph is not met yet: joint_states received (the robot's path to this
+        node works), another node publishing joint_command and diagnostics."""
+        written = self.writer.messages_written[self.resolve_topic_name("joint_states")]
+        return [who for who, topic in GRAPH if not (written if topic == "joint_states" else
+                self._endpoints(self.resolve_topic_name(topic))[0])]  # fmt: skip
+
+    def _check_ready(self) -> bool:
+        """Ready once it has met the robot, a commander and the task node (`_not_met`)."""
+        if not self.relay.ready and not self._not_met():
+            # Subscribed only now: a task node waiting for its report readers (the
+            # bringups' recorder) starts no episode before this one is ready.
+            self.create_subscription(DiagnosticArray, "diagnostics", self._on_diagnostics, 100)
+            self.relay.ready = True
+            self._ready_timer.cancel()
+            print(f"recorder: ready: recording {len(self._recorded)} topics of "
+                  f"{self.get_namespace()} into {self.writer.path}; episodes that start from "
+                  "now on are recorded", flush=True)  # fmt: skip
+        return self.relay.ready
+
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         now = time.time_ns()
         for name, _, values in adapters.diagnostics_values(msg):
@@ -119,15 +149,23 @@ class RecorderNode(ContractNode):
                 self.get_logger().error(f"episode marker not recorded: {e}")
 
     def _report_missing(self) -> None:
-        """Once, `topic_timeout_s` after start: name the topics nothing arrived on."""
+        """Once, `topic_timeout_s` after start: name the task's topics nothing arrived on."""
         self._missing_timer.cancel()
-        self._missing_reported = True
+        self._missing_reported, timeout = True, self.config.topic_timeout_s
+        if not self._check_ready():
+            self.get_logger().warning(
+                f"no {' or '.join(self._not_met())} in {self.get_namespace()} after {timeout} "
+                "s: no episode is recorded until it runs; is it on this ROS domain?"
+            )
         if missing := self.missing_topics():
-            timeout = self.config.topic_timeout_s
             self.get_logger().warning(f"no message within {timeout} s on: {', '.join(missing)}")
 
     def missing_topics(self) -> list[str]:
-        return [t for t in self._recorded if not self.writer.messages_written[t]]
+        """The recorded topics this session's task has (RecordedTopic.expected, from who
+        publishes and who reads them) that nothing arrived on."""
+        written = self.writer.messages_written
+        return [n for n, topic in self._recorded.items()
+                if not written[n] and topic.expected(*self._endpoints(n))]  # fmt: skip
 
     def diagnostics_values(self) -> dict[str, object]:
         writer = self.writer

@@ -19,10 +19,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ros_ws.bringup import supervise
+from ros_ws.bringup import _check_policy_task, _policy_task, supervise
 from ros_ws.bringup_plan import ROBOT_CONFIG, ROBOT_NODES, plan
 from ros_ws.contract import check_goal_fits
 from ros_ws.discovery import default_domain_id, lint_environment, sim_environment
+from ros_ws.view_bringup import add_view_arguments
 from sim.errors import TwinbridgeError
 from sim.robots import ROBOT_FOLDERS, get_robot
 
@@ -31,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--robot", required=True, choices=sorted(ROBOT_FOLDERS))
     parser.add_argument("--port", required=True, help="serial device (a udev symlink is best)")
     parser.add_argument("--task", default=None, help="task (default: the robot's zoo task)")
-    parser.add_argument("--policy", default=None, help="ONNX policy (default: zoo/<task>.onnx)")
+    parser.add_argument(
+        "--policy", default=None, help="ONNX policy (default: zoo/<task>.onnx), or 'scripted'"
+    )
     parser.add_argument("--episodes", type=int, default=0, help="episodes (0: until Ctrl-C)")
     parser.add_argument("--seed", type=int, default=0, help="episode k uses seed + k")
     parser.add_argument("--config", type=Path, default=ROBOT_CONFIG, help="parameter YAML")
@@ -39,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID")
     parser.add_argument("--json", action="store_true", help="print one JSON summary line")
     parser.add_argument("--log-dir", type=Path, default=Path("out/robot-logs"), help="logs")
+    add_view_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     _check_port(args.port)
     args.task = args.task or get_robot(args.robot).default_task
     check_goal_fits(args.task)
-    launches = plan(ROBOT_NODES, args.config, _overrides(args))
+    overrides = _overrides(args)
+    _check_policy_task(overrides["policy_node"]["policy_path"], args.task, args.policy is not None)
+    launches = plan(ROBOT_NODES, args.config, overrides)
     args.log_dir.mkdir(parents=True, exist_ok=True)
     return supervise(args, launches, _environment(args))
 
@@ -69,7 +75,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             "task": args.task,
             "seed": args.seed,
         },
-        "policy_node": {"policy_path": policy, "robot": args.robot},
+        "policy_node": {"policy_path": policy, **_policy_task(args)},
         "task_node": {"task": args.task, "episodes": args.episodes},
     }
 

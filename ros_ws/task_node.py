@@ -10,9 +10,12 @@ the markers a recorder keeps); after `episodes` episodes, report `task_node/done
 
 An episode is judged from its first state that a commander answered (a `joint_command`
 stamped with it; sim.episodes.EpisodeTracker), so a policy that joins late costs nothing.
-An episode during which the e-stop latches is not judged: it is reported as
-`task_node/episode_interrupted` and does not count. When the first episode starts, and
-why none can (a refused reset is retried; the node says why in its diagnostics, WARN):
+It lasts `episode_seconds` (0: the task's registered length), or until an operator calls
+the `finish_episode` service (std_srvs/Trigger: judged on the newest state). While the
+e-stop is latched the episode clock is paused (nothing counted, nothing judged); on
+release the episode continues. `episode_status` (diagnostic_msgs/DiagnosticArray, 5 Hz)
+says where the episode is, for an operator's status line. When the first episode starts,
+and why none can (a refused reset is retried; the node says why in its diagnostics, WARN):
 sim.episode_schedule.EpisodeSchedule.
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.client import Client
 from rclpy.task import Future
@@ -37,13 +41,15 @@ from sim.episode_schedule import EpisodeSchedule
 from sim.episodes import EpisodeJudge, EpisodeResult, EpisodeTracker, parse_reset_answer
 
 ESTOP_WAIT = "the e-stop is latched; release it with the robot's 'enable' service"
+PAUSED = "the e-stop is latched: the episode clock is paused; release it with 'enable'"
+STATUS_PERIOD_S = 0.2
 
 
 class TaskNode(ContractNode):
     def __init__(self) -> None:
         super().__init__("task_node", TaskNodeConfig)
         cfg: TaskNodeConfig = self.config
-        self.judge = EpisodeJudge(cfg.task)
+        self.judge = EpisodeJudge(cfg.task, episode_s=cfg.episode_seconds)
         names = self.judge.mirror.io.command_names
         self.tracker = EpisodeTracker(self.judge, names, cfg.reset_timeout_s)
         qos = control_qos(1.0 / self.judge.mirror.dt)
@@ -54,19 +60,21 @@ class TaskNode(ContractNode):
         self.contract_subscription(JointTrajectory, "joint_command", self._on_command, qos)
         self.contract_subscription(Bool, "estop_state", self._on_estop_state, estop_qos())
         self.reset_client: Client = self.create_client(Trigger, "reset")
+        self.create_service(Trigger, "finish_episode", self._on_finish)
+        self.status_pub = self.create_publisher(DiagnosticArray, "episode_status", 10)
         self._pending_reset: Future | None = None
         self.schedule = EpisodeSchedule(cfg.reset_timeout_s, cfg.report_readers, time.monotonic())
         self._estopped = False
-        self.interrupted = 0
         self.steady_timer(0.05, self._next_episode)
+        self.steady_timer(STATUS_PERIOD_S, self._publish_status)
 
     def _next_episode(self) -> None:
         """Start an episode when none runs and no reset is under way."""
-        if self.finished or self.judge.running or self._pending_reset is not None:
-            return
         now = time.monotonic()
-        if self._estopped:
-            self._say(self.schedule.wait(now, ESTOP_WAIT))
+        if self._estopped and not self.finished:
+            self._say(self.schedule.wait(now, PAUSED if self.judge.running else ESTOP_WAIT))
+            return
+        if self.finished or self.judge.running or self._pending_reset is not None:
             return
         if not self.schedule.may_ask(now):
             return
@@ -116,17 +124,33 @@ class TaskNode(ContractNode):
             self.get_logger().warning(line)
 
     def _on_estop_state(self, msg: Bool) -> None:
-        self._estopped = bool(msg.data)
-        if self._estopped and self.judge.running:
-            self._interrupt("the e-stop latched")
+        """Latched: the episode clock pauses; released: the episode continues."""
+        latched, was = bool(msg.data), self._estopped
+        self._estopped = latched
+        if latched and not was and self.judge.running:
+            self.tracker.pause()
+            self.get_logger().warning(f"episode {len(self.judge.results)}: paused (e-stop)")
+        elif was and not latched:
+            self.tracker.resume(time.monotonic())
+            self.schedule.started()  # no wait any more
 
-    def _interrupt(self, why: str) -> None:
-        """An episode the robot could not finish is not the policy's failure: not judged."""
-        seed = self.tracker.abort()
-        self.interrupted += 1
-        self.get_logger().warning(f"episode {len(self.judge.results)} (seed {seed}): {why}")
-        values = {"episode": len(self.judge.results), "seed": seed, "reason": why}
-        self.publish_diagnostics(name="task_node/episode_interrupted", values=values)
+    def _on_finish(self, request: Trigger.Request, response: Trigger.Response):
+        """The operator ends the episode now: judged as the task judges the newest state."""
+        result = None if self._estopped else self.tracker.finish(time.monotonic())
+        if result is None:
+            why = "the e-stop is latched" if self._estopped else "no episode is running"
+            response.success, response.message = False, f"not finished: {why}"
+            return response
+        self._report(result)
+        response.success = True
+        response.message = f"episode {result.index}: {result.line()}"
+        return response
+
+    def _publish_status(self) -> None:
+        values = {**self.judge.status(), "episodes": self.config.episodes}
+        values["paused"] = bool(values["paused"]) or self._estopped
+        stamp = self.get_clock().now().nanoseconds
+        self.status_pub.publish(adapters.diagnostics_msg(stamp, "task_node/status", values))
 
     def _on_command(self, msg: JointTrajectory) -> None:
         stamp = adapters.stamp_ns(msg.header.stamp)
@@ -149,10 +173,7 @@ class TaskNode(ContractNode):
     def _report(self, result: EpisodeResult | None) -> None:
         if result is None:
             return
-        self.get_logger().info(
-            f"episode {result.index}: {'success' if result.success else 'failure'} "
-            f"(seed {result.seed}, distance {result.final_distance:.3f})"
-        )
+        self.get_logger().info(f"episode {result.index}: {result.line()}")
         values = result.report(self.judge.successes)
         self.publish_diagnostics(name="task_node/episode", values=values)
         if self.config.episodes and len(self.judge.results) >= self.config.episodes:
@@ -162,7 +183,6 @@ class TaskNode(ContractNode):
     def diagnostics_values(self) -> dict[str, object]:
         return {
             "episodes_done": len(self.judge.results),
-            "episodes_interrupted": self.interrupted,
             "episodes_judged_unanswered": self.tracker.unanswered_episodes,
             "success_rate": self.judge.success_rate,
             "waiting": self.schedule.said,

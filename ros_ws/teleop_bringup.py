@@ -31,6 +31,7 @@ from ros_ws.bringup_plan import SIM_CONFIG, plan, teleop_nodes
 from ros_ws.contract import check_goal_fits
 from ros_ws.discovery import sim_environment
 from ros_ws.node_configs import TELEOP_DEVICES
+from ros_ws.view_bringup import add_view_arguments
 from sim.errors import TwinbridgeError
 from sim.scripted import ScriptedFetchPolicy
 from sim.tasks import TASKS
@@ -42,8 +43,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", choices=TELEOP_DEVICES, default="keyboard", help="operator")
     parser.add_argument("--episodes", type=int, default=10, help="episodes to run (>= 1)")
+    parser.add_argument(
+        "--episode-seconds",
+        type=float,
+        default=None,
+        help="episode length in s (e-stop time excluded; default: the task's); Enter ends "
+        "an episode sooner",
+    )
     parser.add_argument("--seed", type=int, default=0, help="episode k resets with seed + k")
     parser.add_argument("--record", type=Path, default=None, help="record to this .mcap file")
+    parser.add_argument(
+        "--video", type=Path, default=None, help="write an MP4 of the twin (with episode text)"
+    )
     parser.add_argument(
         "--fast", action="store_true", help="sim time as fast as the loop runs (scripted only)"
     )
@@ -57,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID")
     parser.add_argument("--config", type=Path, default=SIM_CONFIG, help="parameter YAML")
     parser.add_argument("--log-dir", type=Path, default=Path("out/teleop-logs"), help="logs")
+    add_view_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
             env = sim_environment(domain)
         except ValueError as e:
             raise TwinbridgeError(f"--domain-id: {e}") from e
-        # The keyboard operator reads this terminal: its node keeps our stdin and stderr.
-        args.console_nodes = ("teleop_node",) if args.device == "keyboard" else ()
+        # A human operator's node keeps our stdin and stderr: the keyboard, the legend and
+        # the status line.
+        args.console_nodes = ("teleop_node",) if args.device != "scripted" else ()
         return supervise(args, launches, env)
     finally:
         if emulator is not None:
@@ -82,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
 def _check_args(args: argparse.Namespace) -> None:
     if args.episodes < 1:
         raise TwinbridgeError(f"--episodes must be >= 1, got {args.episodes}")
+    seconds = args.episode_seconds
+    if seconds is not None and not 0 < seconds < float("inf"):
+        raise TwinbridgeError(f"--episode-seconds must be > 0, got {seconds}; e.g. 30")
     check_goal_fits(args.task)
     teleop_bindings(_robot(args.task))  # one line naming the robot.yaml without `teleop:`
     if args.fast and args.device != "scripted":
@@ -95,8 +111,20 @@ def _check_args(args: argparse.Namespace) -> None:
         raise TwinbridgeError(f"--record must name an .mcap file, got {args.record}")
     if args.max_speed is not None and not args.max_speed > 0:
         raise TwinbridgeError(f"--max-speed must be > 0 m/s, got {args.max_speed}")
-    args.video = None  # the bringup's shared checks and summary read it; teleop has none
+    if args.video is not None and args.video.suffix != ".mp4":
+        raise TwinbridgeError(f"--video must name an .mp4 file, got {args.video}")
     _check_hardware_flags(args)
+    _check_device(args)
+
+
+def _check_device(args: argparse.Namespace) -> None:
+    """Open and close the human's device once here: a keyboard without a terminal or no
+    gamepad plugged in is one line before any node starts, not a node's death in its log."""
+    if args.device == "scripted":
+        return
+    from hardware.teleop import TeleopConfig, make_operator
+
+    make_operator(args.device, args.task, TeleopConfig(show_help=False)).close()
 
 
 def _overrides(args: argparse.Namespace, emulator: Emulated | None) -> dict[str, dict[str, Any]]:
@@ -108,11 +136,14 @@ def _overrides(args: argparse.Namespace, emulator: Emulated | None) -> dict[str,
         "teleop_node": teleop,
         "task_node": {"task": args.task, "episodes": args.episodes},
     }
+    if args.episode_seconds is not None:
+        overrides["task_node"]["episode_seconds"] = float(args.episode_seconds)
     if emulator is None:
         overrides["twin_node"] = {
             "task": args.task,
             "seed": args.seed,
             "real_time": not args.fast,
+            "video_path": str(args.video) if args.video else "",
             **({"cameras": args.cameras} if args.cameras is not None else {}),
         }
     else:

@@ -8,21 +8,28 @@ command goes through the same IK, actuator ranges, hold rules (stale inputs, e-s
 below, the same safety layer as a policy's. Each command is published on `joint_command`,
 and the env action it came from on `teleop/action` with the same stamp, for recordings.
 The operator's e-stop request calls the robot's `estop` service, its release the `enable`
-service (the only way an e-stop is released); its quit ends the node. Episodes end at the
-task's step limit (task_node), not at the operator's say.
+service (the only way an e-stop is released); its finish (Enter, gamepad Y) calls task_node's
+`finish_episode`, which judges the episode now; its quit ends the node. A step with no input
+is a hold: a real action (zero motion, gripper unchanged), published like any other; only
+while the controller holds (e-stop latched, stale inputs) or after quit is nothing published.
+A human operator whose stderr is a terminal sees a status line there (hardware/teleop/
+status.py): task_node's `episode_status`, the gripper, the e-stop, the last key.
 """  # noqa: E501
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.client import Client
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from hardware.teleop import make_operator
+from hardware.teleop.status import status_text, terminal_status
 from policies.controller import PolicyController
 from ros_ws import adapters, health
 from ros_ws.controller_inputs import subscribe_controller_inputs
@@ -54,6 +61,11 @@ class TeleopNode(ContractNode):
         subscribe_controller_inputs(self, self.controller, qos, self._act)
         self.estop_client: Client = self.create_client(SetBool, "estop")
         self.enable_client: Client = self.create_client(Trigger, "enable")
+        self.finish_client: Client = self.create_client(Trigger, "finish_episode")
+        human = cfg.device != "scripted"
+        self.status = terminal_status(sys.stderr) if human else None
+        self._episode: dict[str, str] | None = None
+        self.create_subscription(DiagnosticArray, "episode_status", self._on_episode, 10)
         self.steady_timer(self._period_s, self._tick)
         self.get_logger().info(f"{cfg.device} operator on {cfg.task} at {rate} Hz")
 
@@ -68,11 +80,37 @@ class TeleopNode(ContractNode):
             self.counters["enable_requests"] += 1
             self.get_logger().warning("operator release: calling the robot's enable service")
             self.enable_client.call_async(Trigger.Request())
+        if events.end_episode:
+            self.counters["finish_requests"] += 1
+            future = self.finish_client.call_async(Trigger.Request())
+            future.add_done_callback(self._on_finished)
         if events.quit:
             self.get_logger().info("operator quit")
             self.finished = True
             return
         self._act()
+        self._show_status()
+
+    def _on_episode(self, msg: DiagnosticArray) -> None:
+        for _, _, values in adapters.diagnostics_values(msg):
+            self._episode = values
+
+    def _on_finished(self, future) -> None:
+        response = future.result()
+        line = f"finish: {response.message}" if response is not None else "finish: no answer"
+        self.get_logger().info(line)
+        if self.status is not None:
+            self.status.message(line)
+
+    def _show_status(self) -> None:
+        if self.status is None:
+            return
+        estop = {"estop": True, "estop_unknown": None, "starting": None}.get(
+            self._hold_reason, False
+        )
+        state = getattr(self.operator, "state_text", lambda: "")()
+        last = getattr(self.operator, "last_input", "")
+        self.status.show(status_text(self._episode, state, estop, last))
 
     def _act(self) -> None:
         if not self.context.ok():  # a state delivered while shutting down: nothing to answer
@@ -98,6 +136,8 @@ class TeleopNode(ContractNode):
 
     def close(self) -> None:
         self.operator.close()  # restores the terminal before anything else prints
+        if self.status is not None:
+            self.status.close()
 
 
 def main(args: list[str] | None = None) -> None:

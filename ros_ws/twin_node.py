@@ -98,11 +98,11 @@ class TwinNode(ContractNode):
 
     def _publish_state(self) -> None:
         if self._video is not None:
-            self._video.capture()
+            self._video.capture(self.loop.overlay())
         sample = self.loop.joint_state()
         self.clock_pub.publish(Clock(clock=adapters.to_time(sample.stamp_ns)))
         now = time.monotonic()
-        self.latency.published(self.loop.stamp_ns, now)
+        self.latency.published(self.loop.stamp_ns, now, awaited=not self.loop.estopped)
         self._last_publish_wall = now
         self.state_pub.publish(adapters.joint_state_msg(sample))
         pose = self.loop.object_pose()
@@ -206,8 +206,8 @@ class TwinNode(ContractNode):
 
     def close(self) -> None:
         if self._video is not None:
-            frames, dropped = self._video.close(), self._video.dropped
-            print(f"video: {frames} frames ({dropped} dropped) -> {self.config.video_path}")
+            self._video.close()
+            print(f"{self._video.summary()}; {self._video.dropped} dropped", flush=True)
         self.loop.twin.close()
 
 

@@ -13,7 +13,7 @@ import importlib
 import sys
 from typing import NoReturn
 
-from sim.errors import TwinbridgeError
+from sim.errors import TwinbridgeError, did_you_mean
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bag": (
@@ -50,6 +50,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "policies.training.cli",
         "train a policy (HER + SAC/TD3, PPO-LSTM) with checkpoints and export",
     ),
+    "view": ("ros_ws.view_bringup", "a live web view (localhost) of a running graph's robot"),
 }
 
 
@@ -60,14 +61,30 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {one_line(message)}; see `{self.prog} --help`\n")
 
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        """A value outside `choices` is named with the closest choice (argparse's own
+        check, with a did-you-mean; subcommand names included)."""
+        choices = action.choices
+        if choices is not None and value not in choices:
+            valid = [str(c) for c in choices]
+            raise argparse.ArgumentError(
+                action,
+                f"invalid choice {value!r}; {did_you_mean(value, valid)}"
+                f"choose from {', '.join(valid)}",
+            )
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (all subcommands)."""
     parser = OneLineParser(prog="twinbridge", description="Twinbridge: sim-to-real control stack.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in SUBCOMMANDS.items():
-        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module).add_arguments(sub_parser)
+        implementation = importlib.import_module(module)
+        own_help = getattr(implementation, "OWN_HELP", False)  # e.g. train's help per --algo
+        sub_parser = sub.add_parser(
+            name, help=help_text, description=help_text, add_help=not own_help
+        )
+        implementation.add_arguments(sub_parser)
         sub_parser.set_defaults(_module=module)
     return parser
 

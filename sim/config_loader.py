@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from sim.errors import ConfigError
+from sim.errors import ConfigError, did_you_mean, plural
 
 T = TypeVar("T")
 
@@ -69,8 +69,12 @@ def check_keys(
     unknown = [str(key) for key in data if key not in valid]
     if unknown:
         named = ", ".join(repr(key) for key in unknown)
-        plural = "s" if len(unknown) > 1 else ""
-        raise error(f"{source}: unknown {what}{plural} {named}; valid {what}s: {', '.join(valid)}")
+        many = "s" if len(unknown) > 1 else ""
+        hint = "".join(did_you_mean(key, valid) for key in unknown)
+        raise error(
+            f"{source}: unknown {what}{many} {named}; {hint}valid {plural(what)}: "
+            f"{', '.join(valid)}"
+        )
     return dict(data)
 
 

@@ -17,6 +17,9 @@ from __future__ import annotations
 COMMANDER_SETTLE_S = 2.0  # for the rest of the graph (robot, recorders) to discover it
 RETRY_S = 0.1  # a refused reset is asked again this often
 WAIT_LOG_S = 1.0
+# A recorder (or view) becomes a reader only once it has met the graph; processes that
+# import MuJoCo start slowly on a loaded machine: the first episode waits this long for it.
+READERS_TIMEOUT_S = 30.0
 
 
 class EpisodeSchedule:
@@ -80,10 +83,10 @@ class EpisodeSchedule:
         `timeout_s` passed, the line to log when starting without them)."""
         if not self.report_readers or self._readers_waived or matched >= self.report_readers:
             return True, ""
-        if not self.timed_out(now_s):
+        if now_s - self._started_s <= max(self.timeout_s, READERS_TIMEOUT_S):
             return False, ""
         self._readers_waived = True
         return True, (
             f"only {matched} of {self.report_readers} report readers after "
-            f"{self.timeout_s} s; starting anyway"
+            f"{max(self.timeout_s, READERS_TIMEOUT_S)} s; starting anyway"
         )

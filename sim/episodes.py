@@ -2,9 +2,13 @@
 
 An episode starts from a reset whose seed the twin (or an operator) reports; the judge
 samples the goal the env would sample for that seed, then watches measured states. At
-`max_episode_steps` control periods after the first state of the episode it judges success
-with the env's own test on the mirrored achieved goal, exactly as `twinbridge rollout`
-reads `info["is_success"]` at an episode's last step.
+`max_steps` counted control periods after the first state of the episode (the task's
+`max_episode_steps` unless the operator set another length) it judges success with the
+env's own test on the mirrored achieved goal, exactly as `twinbridge rollout` reads
+`info["is_success"]` at an episode's last step. An operator may end the episode earlier
+(`finish`: judged on the newest state). While the e-stop is latched the clock is paused:
+states are not counted nor judged, and the pause is reported as stamp intervals so an
+exporter can leave those states out.
 
 Run: `python -c "from sim.episodes import EpisodeJudge; j = EpisodeJudge('fetch-push'); print(j.start(0))"`
 """  # noqa: E501
@@ -31,6 +35,19 @@ class EpisodeResult:
     steps: int
     answered_states: int = -1  # states of the judged episode a command answered (-1: unknown)
     first_stamp_ns: int = 0  # the judged episode's first state (0: unknown)
+    last_stamp_ns: int = 0  # the state the verdict was judged on
+    ended_by: str = "time"  # "time": max_steps reached; "operator": finished by the operator
+    paused_steps: int = 0  # states skipped while the e-stop was latched
+    # (after_ns, resume_ns): the states strictly between two counted states were paused
+    paused_ns: tuple[tuple[int, int], ...] = ()
+
+    def line(self) -> str:
+        """The verdict in words, for logs and the operator."""
+        outcome = "success" if self.success else "failure"
+        return (
+            f"{outcome} (seed {self.seed}, distance {self.final_distance:.3f}, "
+            f"{self.steps} steps, ended by {self.ended_by})"
+        )
 
     def report(self, successes: str) -> dict[str, object]:
         """task_node's `task_node/episode` status values (`successes`: all so far, "1"/"0"
@@ -42,6 +59,11 @@ class EpisodeResult:
             "final_distance": round(self.final_distance, 5),
             "answered_states": self.answered_states,
             "first_judged_stamp_ns": self.first_stamp_ns,
+            "last_judged_stamp_ns": self.last_stamp_ns,
+            "steps": self.steps,
+            "ended_by": self.ended_by,
+            "paused_steps": self.paused_steps,
+            "paused_stamps_ns": json.dumps([list(pair) for pair in self.paused_ns]),
             "successes": successes,
         }
 
@@ -51,15 +73,35 @@ class EpisodeJudge:
     """Counts episodes of one task and judges each one's success."""
 
     task: str
+    episode_s: float = 0.0  # episode length in seconds; 0: the task's max_episode_steps
     mirror: TaskMirror = field(init=False)
     results: list[EpisodeResult] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.mirror = TaskMirror(self.task)
+        if not 0 <= self.episode_s < float("inf"):
+            raise ValueError(f"episode_s must be a finite number >= 0, got {self.episode_s}")
+        steps = max(1, round(self.episode_s / self.mirror.dt)) if self.episode_s else 0
+        self.max_steps = steps or self.mirror.max_episode_steps
         self._seed: int | None = None
         self._first_stamp_s: float | None = None
         self._not_before_s = 0.0
         self._steps = 0
+        self._last_ns = 0  # the newest counted state
+        self.paused = False
+        self._resuming = False
+        self._paused_ns: list[tuple[int, int]] = []
+        self._skipped_s = 0.0  # paused time, taken off the episode clock
+
+    @property
+    def steps(self) -> int:
+        """Control steps counted in the running episode (paused time excluded)."""
+        return self._steps
+
+    @property
+    def last_stamp_ns(self) -> int:
+        """The newest counted state of the running episode (0: none yet)."""
+        return self._last_ns
 
     @property
     def goal(self) -> np.ndarray:
@@ -83,6 +125,20 @@ class EpisodeJudge:
         rate, successes = self.success_rate, self.successes
         return {"episodes": len(self.results), "success_rate": rate, "successes": successes}
 
+    def status(self) -> dict[str, object]:
+        """Where the running episode is (task_node's `episode_status`, the operator's
+        status line): its index, counted steps of `max_steps`, seconds left, paused."""
+        left_s = (self.max_steps - self._steps) * self.mirror.dt if self.running else 0.0
+        return {
+            "episode": len(self.results),
+            "running": self.running,
+            "paused": self.paused,
+            "steps": self._steps if self.running else 0,
+            "max_steps": self.max_steps,
+            "time_left_s": round(max(0.0, left_s), 2),
+            "successes": self.successes,
+        }
+
     def start_report(self, seed: int, goal: np.ndarray, first_stamp_ns: int) -> dict[str, object]:
         """The `task_node/episode_start` marker recorders keep: episode, task, seed, goal."""
         return {
@@ -92,6 +148,7 @@ class EpisodeJudge:
             "robot": self.mirror.robot,
             "goal": json.dumps([round(float(v), 9) for v in goal]),
             "first_stamp_ns": first_stamp_ns,
+            "max_steps": self.max_steps,
         }
 
     def start(self, seed: int, first_stamp_s: float = 0.0) -> np.ndarray:
@@ -100,7 +157,26 @@ class EpisodeJudge:
         goal = self.mirror.sample_goal(seed)
         self._seed, self._first_stamp_s, self._steps = seed, None, 0
         self._not_before_s = first_stamp_s
+        self._last_ns, self._skipped_s, self._paused_ns = 0, 0.0, []
+        self.paused = self._resuming = False
         return goal
+
+    def pause(self, last_answered_ns: int | None = None) -> None:
+        """The e-stop latched: count and judge nothing until `resume`. The pause starts
+        after `last_answered_ns` (the newest state a command answered) when it is older
+        than the newest counted state: an unanswered state is not part of the episode."""
+        if self.paused or self._seed is None:
+            return
+        self.paused = True
+        if last_answered_ns is not None and self._first_stamp_s is not None:
+            first_ns = round(self._first_stamp_s * 1e9)
+            if first_ns <= last_answered_ns < self._last_ns:
+                self._last_ns = last_answered_ns
+
+    def resume(self) -> None:
+        """The e-stop was released: the next state observed continues the episode."""
+        if self.paused:
+            self.paused, self._resuming = False, self._last_ns > 0
 
     def abort(self) -> int | None:
         """End the running episode without judging it (the robot could not finish it);
@@ -116,24 +192,49 @@ class EpisodeJudge:
         object_pose: ObjectPose | None,
     ) -> EpisodeResult | None:
         """Feed one measured state; returns the result when this state ends the episode."""
-        if self._seed is None or stamp_s < self._not_before_s - 1e-6:
+        if self._seed is None or self.paused or stamp_s < self._not_before_s - 1e-6:
             return None
+        stamp_ns = round(stamp_s * 1e9)
         if self._first_stamp_s is None:
             self._first_stamp_s = stamp_s
+        elif stamp_ns <= self._last_ns:
+            return None  # older than a counted state
+        if self._resuming:
+            self._resuming = False
+            self._paused_ns.append((self._last_ns, stamp_ns))
+            self._skipped_s += (stamp_ns - self._last_ns) * 1e-9 - self.mirror.dt
         self.mirror.update(positions, velocities, object_pose)
-        steps = round((stamp_s - self._first_stamp_s) / self.mirror.dt)
-        if steps < self.mirror.max_episode_steps:
+        self._last_ns = stamp_ns
+        elapsed_s = stamp_s - self._first_stamp_s - self._skipped_s
+        self._steps = round(elapsed_s / self.mirror.dt)
+        if self._steps < self.max_steps:
             return None
+        return self._verdict("time")
+
+    def finish(self) -> EpisodeResult | None:
+        """The operator ends the running episode now: judged on the newest counted state
+        (None when no state of it was counted yet)."""
+        if self._seed is None or self._first_stamp_s is None:
+            return None
+        return self._verdict("operator")
+
+    def _verdict(self, ended_by: str) -> EpisodeResult:
         achieved = self.mirror.achieved_goal()
+        dt_ns = round(self.mirror.dt * 1e9)
         result = EpisodeResult(
             index=len(self.results),
-            seed=self._seed,
+            seed=int(self._seed or 0),
             success=self.mirror.is_success(achieved, self.mirror.goal),
             final_distance=float(np.linalg.norm(achieved[:3] - self.mirror.goal[:3])),
-            steps=steps,
+            steps=self._steps,
+            last_stamp_ns=self._last_ns,
+            ended_by=ended_by,
+            paused_steps=sum(round((b - a) / dt_ns) - 1 for a, b in self._paused_ns),
+            paused_ns=tuple(self._paused_ns),
         )
         self.results.append(result)
         self._seed = None
+        self.paused = self._resuming = False
         return result
 
 
@@ -155,6 +256,8 @@ class EpisodeTracker:
         self._reset_s = 0.0
         self._from_ns: int | None = None
         self._first_fed_ns = 0
+        self._resume_wait = False  # released from a pause: waiting for the next answer
+        self._feed_from_ns = 0
 
     @property
     def running(self) -> bool:
@@ -167,12 +270,42 @@ class EpisodeTracker:
         self._poses.clear()
         self._answered.clear()
         self._reset_stamp_ns, self._reset_s, self._from_ns = reset_stamp_ns, now_s, None
-        self._first_fed_ns = 0
+        self._first_fed_ns = self._feed_from_ns = 0
+        self._resume_wait = False
         return self.judge.start(seed, first_stamp_s=reset_stamp_ns * 1e-9)
 
     def abort(self) -> int | None:
-        """The robot could not finish the episode (e-stop): not judged; its seed."""
+        """The robot could not finish the episode: not judged; its seed."""
         return self.judge.abort()
+
+    def pause(self) -> None:
+        """The e-stop latched: the episode clock stops (nothing counted nor judged); the
+        pause starts after the newest counted state a command answered."""
+        newest = self.judge.last_stamp_ns
+        answered = [s for s in self._answered if s <= newest]
+        self.judge.pause(max(answered) if answered else None)
+
+    def resume(self, now_s: float) -> None:
+        """The e-stop was released: the episode continues from the first state a command
+        answers after the pause (or, after `patience_s` without one, the next state)."""
+        if not self.judge.paused:
+            return
+        self.judge.resume()
+        self._resume_wait, self._reset_s = self._from_ns is not None, now_s
+
+    def finish(self, now_s: float) -> EpisodeResult | None:
+        """The operator ends the episode now: judged on its newest counted state (None
+        while paused or before any state was counted)."""
+        self._judge(now_s)
+        if self.judge.paused or not self.running:
+            return None
+        done = self.judge.finish()
+        return self._completed(done, self._from_ns or 0) if done else None
+
+    def _completed(self, done: EpisodeResult, start: int) -> EpisodeResult:
+        answered = sum(1 for s in self._answered if start <= s <= done.last_stamp_ns)
+        first = self._first_fed_ns
+        return dataclasses.replace(done, answered_states=answered, first_stamp_ns=first)
 
     def on_state(
         self, stamp_ns: int, positions: np.ndarray, velocities: np.ndarray, now_s: float
@@ -189,6 +322,9 @@ class EpisodeTracker:
         if set(names) != self.command_names or stamp_ns < self._reset_stamp_ns:
             return None
         self._answered.add(stamp_ns)
+        if self._resume_wait and stamp_ns > self.judge.last_stamp_ns:
+            self._resume_wait, self._feed_from_ns = False, stamp_ns
+            return self._judge(now_s)
         if self._from_ns is None and self.running:
             self._from_ns = stamp_ns
             return self._judge(now_s)
@@ -202,8 +338,9 @@ class EpisodeTracker:
         if start is None:
             return None
         has_object = self.judge.mirror.has_object
+        floor = max(start, self._feed_from_ns)
         paired = sorted(
-            k for k in self._states if k >= start and (not has_object or k in self._poses)
+            k for k in self._states if k >= floor and (not has_object or k in self._poses)
         )
         result = None
         for key in paired:
@@ -211,9 +348,7 @@ class EpisodeTracker:
             done = self.judge.observe(stamp, pos, vel, self._poses.pop(key, None))
             self._first_fed_ns = self._first_fed_ns or key
             if done is not None:
-                answered = sum(1 for s in self._answered if start <= s <= key)
-                first = self._first_fed_ns
-                result = dataclasses.replace(done, answered_states=answered, first_stamp_ns=first)
+                result = self._completed(done, start)
                 break
         if paired:
             newest = paired[-1]
@@ -222,6 +357,12 @@ class EpisodeTracker:
         return result
 
     def _judging_from(self, now_s: float) -> int | None:
+        if self.judge.paused:
+            return None
+        if self._resume_wait:
+            if now_s - self._reset_s <= self.patience_s:
+                return None
+            self._resume_wait = False  # no answer since the release: count on regardless
         if self._from_ns is None and self.running and now_s - self._reset_s > self.patience_s:
             self.unanswered_episodes += 1
             self._from_ns = self._reset_stamp_ns

@@ -2,7 +2,8 @@
 
 The twin (or a driver) notes the wall time at which it publishes each state; a command
 answers the state whose stamp it carries. Latency is measured on one host's monotonic
-clock, so it is exact whether the loop runs in real time or in sim time.
+clock, so it is exact whether the loop runs in real time or in sim time. While the e-stop
+is latched no answer is due (commanders hold): that time counts no deadline miss.
 """
 
 from __future__ import annotations
@@ -41,8 +42,14 @@ class LatencyTracker:
         self.deadline_misses = 0
         self._armed = False  # misses count from the first answer on (not while starting)
 
-    def published(self, stamp_ns: int, wall_s: float) -> None:
-        """A state stamped `stamp_ns` left at `wall_s`; unanswered old states become misses."""
+    def published(self, stamp_ns: int, wall_s: float, awaited: bool = True) -> None:
+        """A state stamped `stamp_ns` left at `wall_s`; unanswered old states become misses.
+
+        `awaited=False`: no answer is due (the e-stop is latched, so commanders hold): the
+        states in flight are forgotten and misses count again from the next answer on."""
+        if not awaited:
+            self.pause()
+            return
         for old, sent in list(self._pending.items()):
             if wall_s - sent > self.deadline_s:
                 del self._pending[old]
@@ -65,6 +72,12 @@ class LatencyTracker:
             self.deadline_misses += 1
         self._latencies_s.append(latency)
         return latency
+
+    def pause(self) -> None:
+        """No answers are due (an e-stop): forget the states in flight and count no miss
+        until the next answer, as at start-up (a commander needs a moment to resume)."""
+        self._pending.clear()
+        self._armed = False
 
     def forget_pending(self) -> None:
         """States that no longer need an answer (the episode was reset)."""

@@ -29,6 +29,22 @@ def render_rgb(twin: Twin, camera: str | int, width: int, height: int) -> np.nda
     return renderer.render().copy()
 
 
+def project(
+    model: mujoco.MjModel, data: mujoco.MjData, camera: str, points_m: np.ndarray, size_px: int
+) -> np.ndarray:
+    """Pixel coordinates (u right, v down; NaN behind the camera) of world points in the
+    square `size_px` image of `camera` (a pinhole with MuJoCo's fovy, after mj_forward)."""
+    cam = model.camera(camera).id
+    rotation = data.cam_xmat[cam].reshape(3, 3)  # columns: the camera's axes in the world
+    local = (np.asarray(points_m) - data.cam_xpos[cam]) @ rotation
+    depth = -local[:, 2]  # a MuJoCo camera looks along its -z
+    focal = 0.5 * size_px / np.tan(np.radians(model.cam_fovy[cam]) / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uv = 0.5 * size_px + focal * local[:, :2] / depth[:, None] * np.array([1.0, -1.0])
+    uv[depth <= 0] = np.nan
+    return uv
+
+
 def _renderer(twin: Twin, width: int, height: int) -> mujoco.Renderer:
     key = (width, height)
     if key not in twin._renderers:
@@ -86,3 +102,15 @@ def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> Pat
     if count == 0:
         raise RenderError(f"no frames to write to {path}")
     return path
+
+
+def mp4_frames(path: str | Path) -> int:
+    """Frames in an MP4, counted by ffmpeg without decoding them."""
+    from imageio_ffmpeg import count_frames_and_secs
+
+    return int(count_frames_and_secs(str(path))[0])
+
+
+def video_line(path: str | Path, frames: int, episodes: int) -> str:
+    """The one line every command that writes a video prints when it is done."""
+    return f"video: {path} ({frames} frames, {episodes} episodes)"

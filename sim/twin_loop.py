@@ -18,6 +18,7 @@ from sim.contract.episode_gate import EpisodeGate, ResetPlan
 from sim.contract.samples import JointStateSample, ObjectPose
 from sim.envs import make_env
 from sim.errors import PhysicsError, StateError
+from sim.overlay import Overlay
 from sim.robot_io import RobotIO
 from sim.tasks import get_task_spec
 
@@ -156,6 +157,22 @@ class TwinLoop:
         data, model = self.twin.data, self.twin.model
         low, high = model.actuator_ctrlrange[:, 0], model.actuator_ctrlrange[:, 1]
         data.ctrl[:] = np.clip(data.actuator_length, low, high)
+
+    def overlay(self) -> Overlay:
+        """The current state as a video frame's text: episode, control periods since its
+        reset, success and distance to the goal by the task's own tests, the e-stop."""
+        episode = self.gate.started - 1
+        return Overlay.measure(
+            self.task_name,
+            self.task,
+            self.twin,
+            self.env.goal,
+            episode=episode,
+            step=(self.stamp_ns - self.episode_start_ns) // self._period_ns if episode >= 0 else 0,
+            steps=self.gate.episode_steps,
+            seed=self.seed + episode if episode >= 0 else None,
+            estop=self.estop_reason or "",
+        )
 
     def joint_state(self) -> JointStateSample:
         data = self.twin.data

@@ -29,6 +29,7 @@ from ros_ws.bringup_plan import (
 )
 from ros_ws.discovery import HOST_ONLY_PROFILE, lint_environment, sim_environment
 from ros_ws.node_configs import (
+    FILE_KEY,
     NODE_CONFIGS,
     DriverNodeConfig,
     ParameterFileError,
@@ -56,7 +57,7 @@ BAD_FILES = {
     "bad value": ("task_node:\n  ros__parameters:\n    episodes: -1\n", "episodes"),
     "unknown task": ("twin_node:\n  ros__parameters:\n    task: fetch-fly\n", "task"),
     "no ros__parameters": ("twin_node:\n  task: fetch-push\n", "twin_node"),
-    "not yaml": ("twin_node: [unclosed\n", "<file>"),
+    "not yaml": ("twin_node: [unclosed\n", FILE_KEY),
 }
 
 

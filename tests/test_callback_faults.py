@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
 from emulated_device import EmulatedDevice
 from fault_injection import CLOSED
 from rclpy.qos import DurabilityPolicy, QoSProfile
@@ -74,6 +75,16 @@ def _robot_with_reset(client: Client) -> None:
     _commands(client)
 
 
+def _graph_for_a_recorder(client: Client) -> None:
+    """What a recorder waits for before it reads `diagnostics`: the robot's states, a
+    commander and a task node (a publisher of diagnostics); the broken callback then gets
+    the recorder's own diagnostics."""
+    states = client.node.create_publisher(JointState, "/fetch/joint_states", 10)
+    client.node.create_timer(0.1, lambda: states.publish(JointState(name=["j"], position=[0.0])))
+    client.node.create_publisher(DiagnosticArray, "/fetch/diagnostics", 10)
+    _commands(client)
+
+
 def _nothing(client: Client) -> None:
     """The broken callback is a timer of the node, or its own diagnostics coming back."""
 
@@ -109,7 +120,11 @@ CASES = {
     ),
     "teleop-timer": Case("teleop_node", "TeleopNode", "_tick", _nothing, "timer 0.04 s"),
     "recorder-subscription": Case(
-        "recorder_node", "RecorderNode", "_on_diagnostics", _nothing, "subscription diagnostics"
+        "recorder_node",
+        "RecorderNode",
+        "_on_diagnostics",
+        _graph_for_a_recorder,
+        "subscription diagnostics",
     ),
 }
 

@@ -41,7 +41,7 @@ def test_nested_values_are_converted() -> None:
     [
         (
             {"count": 1, "inner": {"rat": 1.0}},
-            r"x.inner: unknown key 'rat'; valid keys: rate, name",
+            r"x.inner: unknown key 'rat'; did you mean 'rate'\? valid keys: rate, name",
         ),
         ({"count": 1, "cout": 2}, r"x: unknown key 'cout'"),
         ({"count": True}, r"x.count: expected an integer, got True"),

@@ -134,3 +134,23 @@ def test_a_failure_inside_the_cycle_latches_the_estop(loop) -> None:
 def test_driver_settings_refuse_bad_values_naming_the_field(change, named) -> None:
     with pytest.raises(ConfigError, match=named):
         DriverSettings(**change)
+
+
+def test_a_latched_driver_counts_no_deadline_misses(loop) -> None:
+    """While the e-stop is latched commanders hold: the states left unanswered then are
+    not missed deadlines (the driver path's half of the e-stop pausing the episode)."""
+    loop, outputs = loop
+    loop.activate()
+    _wait(lambda: len(outputs.states) >= 2)
+    limits = loop.core.interface.limits
+    middle = ((limits.position_min + limits.position_max) / 2).tolist()
+    targets = dict(zip(loop.command_names, middle, strict=True))
+    loop.submit(lambda now_s, rules: targets, outputs.states[-1][0], len(targets), [])
+    _wait(lambda: outputs.counters["commands_accepted"] == 1)  # misses count from here on
+    loop.core.estop("test")
+    _wait(lambda: len(outputs.states) >= 20)
+    time.sleep(5 * loop.latency.deadline_s)
+    outputs.states.clear()
+    _wait(lambda: len(outputs.states) >= 5)
+    assert loop.core.status, "the e-stop is latched"
+    assert loop.diagnostics()["deadline_misses"] == 0

@@ -345,7 +345,7 @@ def test_values_for_parameters_the_env_does_not_randomize_are_refused():
 def test_configs_with_unknown_paths_or_illegal_ranges_are_refused_by_name(tmp_path):
     cases = {
         "parameters:\n  physics.fricton:scale: [0.5, 2]\n": r"fricton.*did you mean "
-        r"physics.friction:scale",
+        r"'physics.friction:scale'\?",
         "parameters:\n  physics.object_mass:scale: [-1, 2]\n": r"object_mass:scale.*-1.*legal",
         "parameters:\n  action.latency:steps: [2, 1]\n": r"latency:steps.*low > high",
         "parameters:\n  action.latency:steps: 3\n": r"latency:steps must be a range",

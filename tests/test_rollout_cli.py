@@ -59,7 +59,7 @@ def test_rollout_writes_a_watchable_mp4(tmp_path: Path) -> None:
     )
     rollout(config)
     frames = iio.imread(video)
-    assert frames.shape == (50, 128, 128, 3)
+    assert frames.shape == (50 + 1, 128, 128, 3)  # each step, then the final state
     assert frames.std() > 5.0
     assert not np.array_equal(frames[0], frames[-1])  # the arm moved
 
@@ -94,7 +94,8 @@ def test_onnx_policy_for_another_task_exits_2_naming_the_card_field(tmp_path: Pa
     )
     done = run_cli("rollout", "--task", "fetch-push", "--episodes", "1", "--policy", str(path))
     assert done.returncode == 2
-    assert "reach.json: task: trained for 'fetch-reach', not 'fetch-push'" in done.stderr
+    expected = "reach.onnx: trained for task 'fetch-reach' (its card reach.json), not 'fetch-push'"
+    assert expected in done.stderr
 
 
 def test_onnx_policy_of_the_wrong_shape_is_refused_at_load(tmp_path: Path) -> None:
@@ -110,8 +111,11 @@ def test_garbage_or_missing_onnx_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "garbage.onnx").unlink()
     with pytest.raises(ModelFileError, match="does not exist"):
         PolicyRunner.load(garbage, expected_task="fetch-push")
-    with pytest.raises(ModelCardError, match=r"missing\.json: <file>: does not exist"):
+    with pytest.raises(ModelFileError, match=r"missing\.onnx: does not exist; give a policy"):
         PolicyRunner.load(tmp_path / "missing.onnx")
+    (tmp_path / "cardless.onnx").write_bytes(b"")
+    with pytest.raises(ModelCardError, match=r"cardless\.onnx: its model card cardless\.json"):
+        PolicyRunner.load(tmp_path / "cardless.onnx")
 
 
 def test_nan_action_raises_instead_of_reaching_the_env(tmp_path: Path) -> None:

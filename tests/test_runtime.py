@@ -23,6 +23,7 @@ from policy_fixtures import linear_model, task_card, task_dims, write_policy
 
 from policies.card import ModelCard
 from policies.errors import (
+    WHOLE_FILE,
     ModelCardError,
     ModelContractError,
     ModelFileError,
@@ -189,7 +190,7 @@ def _missing(d: Path) -> Path:
 
 
 CORPUS: dict[str, tuple[Callable[[Path], Path], type[PolicyLoadError], str]] = {
-    "missing file": (_missing, ModelFileError, "<file>"),
+    "missing file": (_missing, ModelFileError, WHOLE_FILE),
     "truncated file": (_truncated, ModelIntegrityError, "onnx_sha256"),
     "truncated, card rehashed": (_truncated_with_matching_card, ModelIntegrityError, ""),
     "random bytes": (_random_bytes, ModelIntegrityError, ""),
@@ -201,12 +202,12 @@ CORPUS: dict[str, tuple[Callable[[Path], Path], type[PolicyLoadError], str]] = {
     "dynamic dims": (_dynamic_dims, ModelContractError, "inputs[0] 'obs'.shape"),
     "external data ../../etc/passwd": (_external_passwd, ModelIntegrityError, "external_data"),
     "symlinked weight file": (_symlinked_weights, ModelIntegrityError, "external_data"),
-    "symlinked model file": (_symlinked_model, ModelFileError, "<file>"),
+    "symlinked model file": (_symlinked_model, ModelFileError, WHOLE_FILE),
     "sha256 mismatch": (_sha_mismatch, ModelIntegrityError, "onnx_sha256"),
     "custom op domain": (_custom_domain, ModelIntegrityError, "opset_import"),
     "checker failure": (_checker_failure, ModelIntegrityError, "onnx.checker"),
     "card opset disagrees": (_card_opset_disagrees, ModelContractError, "opset"),
-    "card not JSON": (_card_garbage, ModelCardError, "<file>"),
+    "card not JSON": (_card_garbage, ModelCardError, WHOLE_FILE),
     "card field missing": (_card_edit(onnx_sha256=None), ModelCardError, "onnx_sha256"),
     "card unknown field": (_card_edit(extra=1), ModelCardError, "extra"),
     "card wrong type": (_card_edit(seed="0"), ModelCardError, "seed"),
@@ -216,7 +217,7 @@ CORPUS: dict[str, tuple[Callable[[Path], Path], type[PolicyLoadError], str]] = {
         "inputs[0].shape",
     ),
     "card names another file": (_card_edit(onnx_file="q.onnx"), ModelCardError, "onnx_file"),
-    "wrong task": (_wrong_task, TaskMismatchError, "task"),
+    "wrong task": (_wrong_task, TaskMismatchError, WHOLE_FILE),
 }
 
 

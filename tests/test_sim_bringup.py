@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import signal
 import subprocess
@@ -81,19 +82,52 @@ def test_fast_bringup_reaches_rollout_success_on_the_same_seeds(tmp_path: Path) 
     assert abs(summary["success_rate"] - reference) <= 0.05, (summary, reference)
 
 
-def test_a_node_that_dies_is_named_and_the_others_stop(tmp_path: Path) -> None:
-    """A policy whose bytes no longer match its card: policy_node refuses to start."""
+def test_a_policy_whose_bytes_no_longer_match_its_card_is_refused_before_nodes_start(
+    tmp_path: Path,
+) -> None:
     for suffix in (".onnx", ".json"):
         shutil.copy(ROOT / f"policies/zoo/fetch-push{suffix}", tmp_path / f"fetch-push{suffix}")
     with open(tmp_path / "fetch-push.onnx", "ab") as f:
         f.write(b"\0")
     logs = tmp_path / "logs"
     result = _sim("--policy", str(tmp_path / "fetch-push.onnx"), "--log-dir", str(logs))
-    assert result.returncode == 1
-    assert "policy_node exited with code 2" in result.stderr
-    assert "sha256" in result.stderr  # the node's own reason, from its log
-    for node in ("twin_node", "task_node"):
-        assert (logs / f"{node}.log").exists()
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "fetch-push.onnx" in line and "sha256" in line
+    assert not list(logs.glob("*.log")), "no node started"
+
+
+def test_a_node_that_dies_is_named_and_the_others_stop(tmp_path: Path) -> None:
+    """policy_node killed mid-run: the supervisor names it and stops the others (exit 1)."""
+    command = [*TWINBRIDGE, "sim", "--episodes", "1000", "--domain-id", str(private_domain())]
+    logs = tmp_path / "logs"
+    supervisor = subprocess.Popen(
+        [*command, "--log-dir", str(logs)], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "episode" not in _read(logs / "task_node.log"):
+            assert supervisor.poll() is None
+            time.sleep(0.2)
+        nodes = _children(supervisor.pid)
+        policy = [pid for pid in nodes if "policy_node" in _read(Path(f"/proc/{pid}/cmdline"))]
+        assert len(policy) == 1, nodes
+        os.kill(policy[0], signal.SIGKILL)
+        _, err = supervisor.communicate(timeout=30)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+    assert supervisor.returncode == 1, err
+    assert "policy_node exited with code -9" in err
+    assert all(not Path(f"/proc/{pid}").exists() for pid in nodes)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def test_ctrl_c_stops_every_node_within_two_seconds(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ from hardware.teleop import (
 from hardware.teleop import bindings as bindings_module
 from hardware.teleop import gamepad as gamepad_module
 from hardware.teleop.bindings import teleop_bindings
+from hardware.teleop.cartesian import CartesianMapping
 from hardware.teleop.keyboard import KeyParser
 from hardware.teleop.posture import PostureSynergies
 from sim.envs import make_task_env
@@ -60,6 +61,17 @@ ROOT = Path(__file__).resolve().parents[1]
 UP, DOWN, RIGHT, LEFT = b"\x1b[A", b"\x1b[B", b"\x1b[C", b"\x1b[D"
 PERIOD_S = 1.0 / 25.0
 FULL_FETCH_ACTION = 0.25 * PERIOD_S / 0.05  # default max speed, 25 Hz, 5 cm per unit action
+# Fetch's keys and sticks move the gripper in the view's frame (robot.yaml frame_yaw_deg).
+_FETCH_MAPPING = make_mapping("fetch-push")
+assert isinstance(_FETCH_MAPPING, CartesianMapping)
+VIEW_TO_WORLD = _FETCH_MAPPING.view_to_world
+
+
+def in_view(action: np.ndarray) -> np.ndarray:
+    """A Fetch action with its displacement in the view frame (x away from the camera)."""
+    out = np.array(action, dtype=np.float64)
+    out[:3] = VIEW_TO_WORLD.T @ out[:3]
+    return out
 
 
 class FakeClock:
@@ -117,7 +129,7 @@ def test_keyboard_arrows_and_letters_give_velocity_along_named_axes(tty_pair) ->
         action = op.act({})
         want = np.zeros(3)
         want[index] = sign * FULL_FETCH_ACTION
-        np.testing.assert_allclose(action[:3], want, atol=1e-6, err_msg=repr(key))
+        np.testing.assert_allclose(in_view(action)[:3], want, atol=1e-6, err_msg=repr(key))
         assert action.dtype == np.float32 and action[3] == 1.0  # gripper open
     assert "up:+x" in help_text.getvalue() and "space:estop" in help_text.getvalue()
     op.close()
@@ -127,11 +139,11 @@ def test_escape_sequence_split_across_reads_is_one_arrow(tty_pair) -> None:
     master, slave = tty_pair
     op, _ = keyboard(slave)
     type_keys(master, slave, b"\x1b")
-    assert op.act({})[0] == 0.0  # incomplete: nothing yet, and not an escape either
+    assert in_view(op.act({}))[0] == 0.0  # incomplete: nothing yet, and not an escape either
     type_keys(master, slave, b"[")
     op.act({})
     type_keys(master, slave, b"A")
-    assert op.act({})[0] == pytest.approx(FULL_FETCH_ACTION, abs=1e-4)
+    assert in_view(op.act({}))[0] == pytest.approx(FULL_FETCH_ACTION, abs=1e-4)
     assert op.events() == OperatorEvents()  # no spurious "escape" -> quit
     op.close()
 
@@ -152,13 +164,13 @@ def test_held_key_autorepeat_keeps_speed_and_release_decays_to_zero(tty_pair) ->
     op, clock = keyboard(slave, key_hold_s=0.12, key_decay_s=0.2)
     for _ in range(10):  # autorepeat at 25 Hz: full speed throughout
         type_keys(master, slave, UP)
-        assert op.act({})[0] == pytest.approx(FULL_FETCH_ACTION, abs=1e-4)
+        assert in_view(op.act({}))[0] == pytest.approx(FULL_FETCH_ACTION, abs=1e-4)
         clock.now += PERIOD_S
     last = clock.now - PERIOD_S
     speeds = []
     for dt in (0.1, 0.12, 0.17, 0.22, 0.27, 0.32, 0.33, 1.0):
         clock.now = last + dt
-        speeds.append(op.act({})[0] / FULL_FETCH_ACTION)
+        speeds.append(in_view(op.act({}))[0] / FULL_FETCH_ACTION)
     np.testing.assert_allclose(speeds, [1, 1, 0.75, 0.5, 0.25, 0, 0, 0], atol=1e-6)
 
 
@@ -167,11 +179,11 @@ def test_opposite_key_replaces_the_held_direction(tty_pair) -> None:
     op, _ = keyboard(slave)
     type_keys(master, slave, UP + LEFT)
     np.testing.assert_allclose(
-        op.act({})[:3], np.array([1, 1, 0]) / np.sqrt(2) * FULL_FETCH_ACTION, atol=1e-6
+        in_view(op.act({}))[:3], np.array([1, 1, 0]) / np.sqrt(2) * FULL_FETCH_ACTION, atol=1e-6
     )  # diagonal: speed clipped to max_speed_m_s, direction kept
     type_keys(master, slave, DOWN)
     np.testing.assert_allclose(
-        op.act({})[:2], np.array([-1, 1]) / np.sqrt(2) * FULL_FETCH_ACTION, atol=1e-6
+        in_view(op.act({}))[:2], np.array([-1, 1]) / np.sqrt(2) * FULL_FETCH_ACTION, atol=1e-6
     )
 
 
@@ -238,14 +250,14 @@ def test_events_read_the_keys_even_when_no_action_is_asked_for(tty_pair) -> None
     clock.now += 1.0
     type_keys(master, slave, UP)
     assert op.events() == OperatorEvents()
-    assert op.act({})[0] == pytest.approx(FULL_FETCH_ACTION)
+    assert in_view(op.act({}))[0] == pytest.approx(FULL_FETCH_ACTION)
 
 
 def test_terminal_hangup_asks_for_estop_and_quit_once(tty_pair) -> None:
     master, slave = tty_pair
     op, _ = keyboard(slave)
     type_keys(master, slave, UP)
-    assert op.act({})[0] > 0
+    assert in_view(op.act({}))[0] > 0
     os.close(master)  # the terminal window / ssh session is gone
     action = op.act({})
     assert op.events() == OperatorEvents(estop=True, quit=True)
@@ -316,7 +328,7 @@ def test_keyboard_drives_the_twin_and_a_released_key_stops_the_arm(tty_pair) -> 
         type_keys(master, slave, UP)
         obs, *_ = env.step(op.act(obs))
         clock.now += PERIOD_S
-    moved = obs["observation"][:3] - start
+    moved = VIEW_TO_WORLD.T @ (obs["observation"][:3] - start)
     assert 0.07 < moved[0] < 0.11 and abs(moved[1]) < 0.01 and abs(moved[2]) < 0.01
     clock.now += 0.5  # the key was released: no more bytes
     for _ in range(5):
@@ -488,20 +500,20 @@ def test_gamepad_sticks_give_velocity_with_deadzone(pads) -> None:
     assert "Virtual" in op.describe() and "6 axes, 11 buttons" in op.describe()
     np.testing.assert_allclose(op.act({}), [0, 0, 0, 1])
     pads.axis(pad, 1, -1.0)  # left stick pushed up: +x at full speed
-    np.testing.assert_allclose(op.act({})[:3], [FULL_FETCH_ACTION, 0, 0], atol=1e-4)
+    np.testing.assert_allclose(in_view(op.act({}))[:3], [FULL_FETCH_ACTION, 0, 0], atol=1e-4)
     pads.axis(pad, 1, -0.1)  # inside the deadzone: nothing
     pads.axis(pad, 0, 0.12)
     pads.axis(pad, 4, 0.14)
-    np.testing.assert_allclose(op.act({})[:3], 0.0)
+    np.testing.assert_allclose(in_view(op.act({}))[:3], 0.0)
     pads.axis(pad, 1, 0.0)
     pads.axis(pad, 0, 0.5)  # left stick half right: -y, rescaled past the deadzone
     pads.axis(pad, 4, -0.5)  # right stick half up: +z
     part = (0.5 - 0.15) / 0.85 * FULL_FETCH_ACTION
-    np.testing.assert_allclose(op.act({})[:3], [0, -part, part], atol=1e-4)
+    np.testing.assert_allclose(in_view(op.act({}))[:3], [0, -part, part], atol=1e-4)
     pads.axis(pad, 0, 1.0)
     pads.axis(pad, 1, -1.0)
     pads.axis(pad, 4, -1.0)
-    full = op.act({})[:3]
+    full = in_view(op.act({}))[:3]
     assert np.linalg.norm(full) == pytest.approx(FULL_FETCH_ACTION, rel=1e-4)  # speed clipped
     op.close()
 
@@ -510,7 +522,7 @@ def test_gamepad_buttons_give_events_and_gripper_toggle(pads) -> None:
     pad = pads.attach()
     op = make_operator("gamepad", "fetch-pick-and-place")
     pads.axis(pad, 1, -1.0)
-    assert op.act({})[0] == pytest.approx(FULL_FETCH_ACTION, abs=1e-4)
+    assert in_view(op.act({}))[0] == pytest.approx(FULL_FETCH_ACTION, abs=1e-4)
     assert pads.press(op, pad, 1)[0] == 0.0  # B: e-stop, and no motion in that period
     assert op.events() == OperatorEvents(estop=True)
     pads.press(op, pad, 7)  # Start: release
@@ -530,12 +542,12 @@ def test_gamepad_unplugged_raises_estop_and_stops(pads) -> None:
     pad = pads.attach()
     op = make_operator("gamepad", "fetch-push")
     pads.axis(pad, 1, -1.0)
-    assert op.act({})[0] > 0
+    assert in_view(op.act({}))[0] > 0
     pads.detach(pad)
     action = op.act({})
     assert op.events() == OperatorEvents(estop=True)
     np.testing.assert_allclose(action[:3], 0.0)
-    np.testing.assert_allclose(op.act({})[:3], 0.0)
+    np.testing.assert_allclose(in_view(op.act({}))[:3], 0.0)
     op.close()
 
 

@@ -8,8 +8,14 @@ action it came from (`teleop/action`) and the command the robot actually applied
 pose carries the stamp of its joint state. An episode's states are those from the state
 task_node judged it from (`first_judged_stamp_ns` of its end report: the first state a
 command answered; else the start marker's `first_stamp_ns`), one per control period, up to
-the task's last step: the states task_node judged. A step the operator did not answer
-(a hold) has no action: it is marked in `action_recorded`, never filled in silently.
+through the state it judged last (`last_judged_stamp_ns` of the end report; older
+recordings: the task's last step): the states task_node judged, also when the e-stop paused
+the episode clock or the operator ended the episode. A step nothing answered (no
+`teleop/action` with its stamp) has no action: it is marked in `action_recorded`, never
+filled in; an operator's hold is an action (zero motion) like any other. A step during
+which the e-stop was latched is marked in `estopped`: from `estop_state` (a Bool without a
+stamp: compared by the recorder's receive times, the clock of every message's log time)
+and from the pauses of the episode clock task_node reports (`paused_stamps_ns`).
 """  # noqa: E501
 
 from __future__ import annotations
@@ -26,12 +32,13 @@ from hardware.recording.errors import RecordingError
 from sim.tasks import get_task_spec
 
 # Contract topics by their name inside the robot's namespace.
-STATE, POSE, COMMAND, APPLIED, ACTION = (
+STATE, POSE, COMMAND, APPLIED, ACTION, ESTOP = (
     "joint_states",
     "object_pose",
     "joint_command",
     "joint_command_applied",
     "teleop/action",
+    "estop_state",
 )
 REQUIRED_TOPICS = (STATE, APPLIED)
 
@@ -58,7 +65,16 @@ class RecordedEpisode:
     action_names: tuple[str, ...]
     action: np.ndarray  # (T, action size) the operator's env action (NaN where none)
     action_recorded: np.ndarray  # (T,) bool
-    marker: dict[str, Any] = field(default_factory=dict)
+    marker: dict[str, Any] = field(default_factory=dict)  # the start marker's fields
+    end_marker: dict[str, Any] = field(default_factory=dict)  # the end marker's ({}: none)
+    estopped: np.ndarray | None = None  # (T,) bool: the e-stop was latched during the step
+    expected_steps: int = -1  # the steps task_node judged (-1: the task's step limit)
+
+    def __post_init__(self) -> None:
+        if self.estopped is None:
+            self.estopped = np.zeros(self.steps, dtype=bool)
+        if self.expected_steps < 0:
+            self.expected_steps = _max_steps(self.task)
 
     @property
     def steps(self) -> int:
@@ -66,7 +82,7 @@ class RecordedEpisode:
 
     @property
     def complete(self) -> bool:
-        return self.success is not None and self.steps == _max_steps(self.task)
+        return self.success is not None and self.steps == self.expected_steps
 
     def summary(self) -> str:
         outcome = {True: "success", False: "failure", None: "incomplete"}[self.success]
@@ -95,10 +111,14 @@ def load_episodes(
     needed = [f"{namespace}/{t}" for t in REQUIRED_TOPICS]
     reader.require_topics(needed)
     topics = [f"{namespace}/{t}" for t in (STATE, POSE, COMMAND, APPLIED, ACTION)]
-    streams = _by_stamp(reader.messages(topics), namespace)
+    streams, received = _by_stamp(reader.messages(topics), namespace)
+    latches = _latches(reader.messages([f"{namespace}/{ESTOP}"]))
     # An episode's states end where the next episode's begin (or at the task's last step).
     starts = {s.index: int(s.start_fields.get("first_stamp_ns", 0)) for s in spans}
-    return [_episode(span, streams, str(path), starts.get(span.index + 1)) for span in wanted]
+    return [
+        _episode(span, streams, str(path), starts.get(span.index + 1), received, latches)
+        for span in wanted
+    ]
 
 
 def _namespace(topic_names: Iterable[str], path: str | Path) -> str:
@@ -114,18 +134,45 @@ def _namespace(topic_names: Iterable[str], path: str | Path) -> str:
 
 def _by_stamp(
     messages: Iterable[tuple[str, int, Any]], namespace: str
-) -> dict[str, dict[int, Any]]:
-    """Each contract stream keyed by header stamp (the first message of a stamp wins)."""
+) -> tuple[dict[str, dict[int, Any]], dict[int, int]]:
+    """Each contract stream keyed by header stamp (the first message of a stamp wins), and
+    the receive (log) time of each joint state by its stamp."""
     streams: dict[str, dict[int, Any]] = {}
-    for topic, _log_time_ns, msg in messages:
+    received: dict[int, int] = {}
+    for topic, log_time_ns, msg in messages:
         name = topic[len(namespace) + 1 :]
         stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
         streams.setdefault(name, {}).setdefault(stamp, msg)
-    return streams
+        if name == STATE:
+            received.setdefault(stamp, log_time_ns)
+    return streams, received
+
+
+def _latches(messages: Iterable[tuple[str, int, Any]]) -> list[tuple[int, bool]]:
+    """(receive time, latched) of each `estop_state` message, in time order."""
+    return sorted((log_time_ns, bool(msg.data)) for _, log_time_ns, msg in messages)
+
+
+def _estopped(received: Sequence[int], latches: list[tuple[int, bool]]) -> np.ndarray:
+    """Per step (between consecutive states received at `received`): whether the e-stop
+    was latched at any time from the step's state to the next one."""
+    times = np.array([t for t, _ in latches], dtype=np.int64)
+    values = np.array([v for _, v in latches], dtype=bool)
+    flags = np.zeros(max(len(received) - 1, 0), dtype=bool)
+    for k in range(len(flags)):
+        before = np.searchsorted(times, received[k], side="right") - 1
+        during = (times > received[k]) & (times <= received[k + 1])
+        flags[k] = bool(before >= 0 and values[before]) or bool(values[during].any())
+    return flags
 
 
 def _episode(
-    span: Any, streams: dict[str, dict[int, Any]], source: str, next_first: int | None
+    span: Any,
+    streams: dict[str, dict[int, Any]],
+    source: str,
+    next_first: int | None,
+    received: dict[int, int],
+    latches: list[tuple[int, bool]],
 ) -> RecordedEpisode:
     marker = dict(span.start_fields)
     task = str(marker.get("task", ""))
@@ -133,11 +180,17 @@ def _episode(
     # The state task_node judged the episode from (its first answered state); older
     # recordings have only the reset's stamp.
     first = int(span.end_fields.get("first_judged_stamp_ns") or marker.get("first_stamp_ns", 0))
+    last = int(span.end_fields.get("last_judged_stamp_ns") or 0)
     states = streams.get(STATE, {})
-    stamps = sorted(s for s in states if s >= first and (next_first is None or s < next_first))
+    stamps = sorted(
+        s
+        for s in states
+        if s >= first and (next_first is None or s < next_first) and (not last or s <= last)
+    )
     if not stamps:
         raise RecordingError(f"{source}: episode {span.index} has no joint_states")
-    stamps = _control_steps(stamps, dt, _max_steps(task))
+    expected = round((last - first) * 1e-9 / dt) if last else _max_steps(task)
+    stamps = _control_steps(stamps, dt, expected)
     joints = tuple(states[stamps[0]].name)
     position = np.array([states[s].position for s in stamps], dtype=np.float64)
     velocity = np.array([states[s].velocity for s in stamps], dtype=np.float64)
@@ -169,12 +222,26 @@ def _episode(
         action=action,
         action_recorded=~np.isnan(action).any(axis=1) if action.size else np.zeros(0, bool),
         marker=marker,
+        end_marker=dict(span.end_fields),
+        estopped=_estopped([received[s] for s in stamps], latches)
+        | _paused(stamps, span.end_fields.get("paused_stamps_ns")),
+        expected_steps=expected,
     )
 
 
 def _goal(value: Any) -> np.ndarray:
     """The start marker's goal: a list, or the JSON text of one (task_node's diagnostics)."""
     return np.asarray(json.loads(value) if isinstance(value, str) else value, dtype=np.float64)
+
+
+def _paused(stamps: Sequence[int], intervals: Any) -> np.ndarray:
+    """Per step: whether its state or the next was in a pause task_node reported (the
+    end report's `paused_stamps_ns`: states strictly between `after` and `resume`)."""
+    inside = np.zeros(len(stamps), dtype=bool)
+    values = json.loads(intervals) if isinstance(intervals, str) else intervals or []
+    for after, resume in values:
+        inside |= (np.asarray(stamps) > int(after)) & (np.asarray(stamps) < int(resume))
+    return inside[:-1] | inside[1:]
 
 
 def _control_steps(stamps: list[int], dt: float, max_steps: int) -> list[int]:

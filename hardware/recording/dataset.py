@@ -16,7 +16,14 @@ Layout of a dataset directory `DIR`:
      "robot": "fetch", "task": "fetch-pick-and-place", "control_rate_hz": 25.0,
      "source": "<where the episodes came from, e.g. the bag path>",
      "episodes": [{"index": 0, "file": "episode_000000.npz", "steps": 50,
-                   "success": true, "seed": 12}, ...]}
+                   "success": true, "seed": 12,
+                   "episode": 3, "segment": 0, "first_step": 0}, ...]}
+
+  `index` numbers the files; `episode`, `segment` and `first_step` (exports of a recording)
+  say where a file's steps come from: the recording's episode index, which run of that
+  episode's operator steps (an export splits an episode where a step is not the
+  operator's: e-stop or no command), and the step of the recorded episode its first row
+  is. `seed` and `success` are the recorded episode's, for each of its files.
 
 - `DIR/episode_000000.npz` (`np.savez`, loaded with `allow_pickle=False`), for an episode
   of T control steps:
@@ -33,8 +40,11 @@ Layout of a dataset directory `DIR`:
   joint_velocity     (T+1, n_joints) measured joint velocities (rad/s or m/s)
   command            (T, n_commands) joint targets commanded
   command_applied    (T, n_commands) joint targets applied after safety clamping
-  success            () bool         the episode ended in success
+  success            () bool         the (recorded) episode ended in success
   seed               () int64        the env reset seed, -1 if unknown
+  episode            () int64        optional: the recording's episode index
+  segment            () int64        optional: the run of that episode's operator steps
+  first_step         () int64        optional: the recorded step of the first row
   ================== =============== =======================================================
 
 Only `observation`, `achieved_goal`, `desired_goal` and `action` are required to load;
@@ -70,6 +80,7 @@ REQUIRED = ("observation", "achieved_goal", "desired_goal", "action")
 STATE_KEYS = ("observation", "achieved_goal", "desired_goal", "stamp_ns", "joint_position",
               "joint_velocity")  # fmt: skip
 STEP_KEYS = ("action", "command", "command_applied")
+ORIGIN_KEYS = ("episode", "segment", "first_step")  # optional scalars, copied to the meta
 _META_KEYS = ("robot", "task", "control_rate_hz", "source")
 
 
@@ -138,11 +149,15 @@ def _write_episode(out: Path, index: int, episode: Mapping[str, Any]) -> dict[st
     arrays["seed"] = np.asarray(int(arrays["seed"]), dtype=np.int64)
     if "stamp_ns" in arrays:
         arrays["stamp_ns"] = arrays["stamp_ns"].astype(np.int64)
+    for key in ORIGIN_KEYS:
+        if key in arrays:
+            arrays[key] = np.asarray(int(arrays[key]), dtype=np.int64)
     steps = _check_episode(out / name, arrays)
     with atomic_open(out / name) as f:
         np.savez(f, **arrays)  # type: ignore[arg-type]
+    origin = {key: int(arrays[key]) for key in ORIGIN_KEYS if key in arrays}
     return {"index": index, "file": name, "steps": steps,
-            "success": bool(arrays["success"]), "seed": int(arrays["seed"])}  # fmt: skip
+            "success": bool(arrays["success"]), "seed": int(arrays["seed"]), **origin}  # fmt: skip
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -272,7 +287,7 @@ def _check_episode(path: Path, arrays: Mapping[str, np.ndarray]) -> int:
             path, f"action outside [-1, 1] (max |a| = {float(np.max(np.abs(action))):.3g}): "
             "store env actions, not joint targets"
         )  # fmt: skip
-    for key in ("success", "seed"):
+    for key in ("success", "seed", *ORIGIN_KEYS):
         if key in arrays and np.shape(arrays[key]) != ():
             raise DemonstrationError(path, f"{key} must be a scalar, got shape "
                                            f"{np.shape(arrays[key])}")  # fmt: skip

@@ -2,17 +2,21 @@
 
 Run: `python -c "from hardware.teleop import Intent, make_mapping as m; print(m('fetch-push').action(Intent({'x': 1.0})))"`
 
-Axes x, y, z are a Cartesian gripper velocity in the world frame (x away from the robot
-base, y to its left, z up) as a fraction of `TeleopConfig.max_speed_m_s` (its norm clipped
-to it, direction kept), held for one control period. The env action [dx, dy, dz, gripper]
-is that displacement over the task's per-step displacement `step_m` (metres per unit
-action), clipped to [-1, 1]. The gripper is a toggle (open at every reset), sent as +1
-(open) or -1 (close) each step, as `sim.scripted` does. The kind takes no parameters in a
-robot.yaml's `teleop:` section.
+Axes x, y, z are a Cartesian gripper velocity in the operator's VIEW frame: x away from
+the camera the operator watches (horizontally), y to the left of its picture, z up, as a
+fraction of `TeleopConfig.max_speed_m_s` (its norm clipped to it, direction kept), held for
+one control period. The view frame is the world frame turned by `frame_yaw_deg` about the
+vertical (the section's one parameter, data in the robot.yaml: 0 means x away from the
+robot base, y to its left), so an arrow key moves the gripper that way in the picture.
+The env action [dx, dy, dz, gripper] is that displacement in the world frame over the
+task's per-step displacement `step_m` (metres per unit action), clipped to [-1, 1]. The
+gripper is a toggle (open at every reset), sent as +1 (open) or -1 (close) each step, as
+`sim.scripted` does; with no input the action is a hold: zero motion, gripper unchanged.
 """  # noqa: E501
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -31,15 +35,37 @@ _GRIPPER_SET = {"gripper_open": True, "gripper_close": False}
 class CartesianGripper:
     """A robot's `cartesian_gripper` teleop section: its names, and a mapping per task."""
 
-    PARAMETERS: ClassVar[tuple[str, ...]] = ()
+    PARAMETERS: ClassVar[tuple[str, ...]] = ("frame_yaw_deg",)
     axes: tuple[str, ...] = ("x", "y", "z")
     commands: tuple[str, ...] = ("gripper_toggle", *_GRIPPER_SET)
+
+    def __init__(self, frame_yaw_deg: float = 0.0):
+        self.frame_yaw_deg = frame_yaw_deg
 
     @classmethod
     def from_section(
         cls, params: Mapping[str, Any], robot: RobotDescription, source: str
     ) -> CartesianGripper:
-        return cls()
+        yaw = params.get("frame_yaw_deg", 0.0)
+        if isinstance(yaw, bool) or not (isinstance(yaw, int | float) and math.isfinite(yaw)):
+            raise ConfigError(
+                f"{source}: teleop.frame_yaw_deg must be a number of degrees, got {yaw!r}"
+            )
+        return cls(float(yaw))
+
+    def command_words(self) -> dict[str, str]:
+        """Each key command in the operator's words (the view frame)."""
+        return {
+            "+x": "away from the camera, up in the view",
+            "-x": "towards the camera, down in the view",
+            "+y": "left in the view",
+            "-y": "right in the view",
+            "+z": "gripper up",
+            "-z": "gripper down",
+            "gripper_toggle": "open/close the gripper",
+            "gripper_open": "open the gripper",
+            "gripper_close": "close the gripper",
+        }
 
     def config_problem(self, config: TeleopConfig) -> str:
         """Nothing in `TeleopConfig` depends on this kind's parameters (it has none)."""
@@ -53,7 +79,9 @@ class CartesianGripper:
                 f"teleop mapping cartesian_gripper needs a task whose action is a Cartesian "
                 f"step (a config with step_m > 0); {task} has none: pick such a task"
             )
-        return CartesianMapping(1.0 / config.control_rate_hz, config.max_speed_m_s, step_m)
+        return CartesianMapping(
+            1.0 / config.control_rate_hz, config.max_speed_m_s, step_m, self.frame_yaw_deg
+        )
 
 
 class CartesianMapping:
@@ -62,8 +90,13 @@ class CartesianMapping:
     axes = CartesianGripper.axes
     commands = CartesianGripper.commands
 
-    def __init__(self, period_s: float, max_speed_m_s: float, step_m: float):
+    def __init__(
+        self, period_s: float, max_speed_m_s: float, step_m: float, frame_yaw_deg: float = 0.0
+    ):
         self.max_speed_m_s = max_speed_m_s
+        yaw = math.radians(frame_yaw_deg)
+        c, s = math.cos(yaw), math.sin(yaw)
+        self.view_to_world = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
         self._action_per_m = 1.0 / step_m  # env action per metre of displacement in a step
         self._period_s = period_s
         env_limit = step_m / period_s
@@ -79,13 +112,17 @@ class CartesianMapping:
         """Open the gripper (the state every episode starts from)."""
         self.gripper_open = True
 
+    def state_text(self) -> str:
+        """What the operator cannot see in the action: the gripper's toggle state."""
+        return "gripper open" if self.gripper_open else "gripper closed"
+
     def velocity_m_s(self, intent: Intent) -> np.ndarray:
-        """The gripper velocity asked for: axes x max speed, norm clipped to the max speed."""
+        """The world velocity asked for: view-frame axes x max speed, norm clipped to it."""
         velocity = np.array([axis_value(intent, name) for name in self.axes]) * self.max_speed_m_s
         speed = float(np.linalg.norm(velocity))
         if speed > self.max_speed_m_s:
             velocity *= self.max_speed_m_s / speed
-        return velocity
+        return self.view_to_world @ velocity
 
     def action(self, intent: Intent) -> np.ndarray:
         for command in intent.commands:

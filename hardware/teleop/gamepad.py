@@ -9,7 +9,8 @@ used; SDL needs its video subsystem for the event queue, not for a window.
 
 Which stick drives which axis and which button gives which robot command is the robot's:
 `gamepad_sticks` and `gamepad_buttons` in its robot.yaml's teleop section; the event buttons
-(and any override of a robot's button) are `TeleopConfig.gamepad_buttons`. A pad unplugged
+(and any override of a robot's button) are `TeleopConfig.gamepad_buttons`: B e-stop,
+Start release, Y finish the episode (the task judges it), Back quit. A pad unplugged
 mid-run raises the e-stop event and stops all motion. `close()` quits the SDL subsystems this operator
 started (none that were running before it).
 """  # noqa: E501
@@ -159,6 +160,7 @@ class GamepadOperator(DeviceOperator):
                 continue
             if event.type == pygame.JOYBUTTONDOWN and event.button in self._buttons:
                 commands.append(self._buttons[event.button])
+                self.last_input = f"button {event.button} ({self._buttons[event.button]})"
             elif event.type == pygame.JOYDEVICEREMOVED and self._connected:
                 self._connected = False
                 commands.append("estop")

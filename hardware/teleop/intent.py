@@ -37,6 +37,7 @@ class ActionMapping(Protocol):
 
     def reset(self) -> None: ...
     def action(self, intent: Intent) -> np.ndarray: ...
+    def state_text(self) -> str: ...  # for the status line: "gripper open", "preset power"
 
 
 def axis_value(intent: Intent, name: str) -> float:

@@ -18,7 +18,9 @@ or terminal window is gone), no e-stop key can arrive any more: the operator ask
 e-stop and quit, once, and holds no motion key from then on.
 
 `act` and `events` both read the terminal: a loop that holds (and asks for no action)
-still gets the e-stop and quit keys as long as it calls `events` every period.
+still gets the e-stop and quit keys as long as it calls `events` every period. The key
+legend goes to stderr (the operator's terminal; teleop_node's stdout is its log), each key
+in words: an arrow moves the gripper as seen in the view (its robot.yaml's `teleop:`).
 """  # noqa: E501
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import tty
 from collections.abc import Callable
 from typing import TextIO
 
+from hardware.teleop.bindings import TeleopBindings
 from hardware.teleop.config import TeleopConfig
 from hardware.teleop.intent import EVENT_COMMANDS, Intent
 from hardware.teleop.operator import DeviceError, DeviceOperator
@@ -171,9 +174,9 @@ class KeyboardOperator(DeviceOperator):
         self._last_byte: dict[str, float] = {}  # key -> time of its last byte
         self._terminal = TerminalKeys(fd)
         if self.config.show_help:
-            stream = out if out is not None else sys.stdout
+            stream = out if out is not None else sys.stderr
             try:
-                stream.write(help_text(self.task, self._keys) + "\n")
+                stream.write(help_text(self.task, self._keys, command_words(self.bindings)) + "\n")
                 stream.flush()
             except BaseException:
                 self._terminal.close()
@@ -189,6 +192,7 @@ class KeyboardOperator(DeviceOperator):
             commands += ["estop", "quit"]
         for key in keys:
             command = self._keys.get(key)
+            self.last_input = key if command is None else f"{key} ({command})"
             if command is None:
                 continue
             axis = command[1:]
@@ -222,16 +226,29 @@ class KeyboardOperator(DeviceOperator):
         self._terminal.close()
 
 
-def help_text(task: str, keys: dict[str, str]) -> str:
-    """One line per group: motion, commands, events (key:command)."""
+EVENT_WORDS = {
+    "estop": "e-stop: latch, the episode clock pauses",
+    "release_estop": "release the e-stop",
+    "end_episode": "finish the episode now (the task judges it)",
+    "quit": "quit",
+}
+
+
+def command_words(bindings: TeleopBindings) -> dict[str, str]:
+    """What each command means to the operator: the mapping kind's words, the events'."""
+    words = getattr(bindings.kind, "command_words", None)
+    return {**EVENT_WORDS, **(words() if callable(words) else {})}
+
+
+def help_text(task: str, keys: dict[str, str], words: dict[str, str] | None = None) -> str:
+    """One line per key, grouped: motion, commands, events (key:command (in words))."""
+    words = words or {}
     groups: dict[str, list[str]] = {"move": [], "do": [], "events": []}
     for key, command in keys.items():
-        if command[0] in "+-":
-            groups["move"].append(f"{key}:{command}")
-        elif command in EVENT_COMMANDS:
-            groups["events"].append(f"{key}:{command}")
-        else:
-            groups["do"].append(f"{key}:{command}")
-    lines = [f"teleop {task} (keyboard)"]
-    lines += [f"  {name:6s} {'  '.join(items)}" for name, items in groups.items() if items]
+        group = "move" if command[0] in "+-" else "events" if command in EVENT_COMMANDS else "do"
+        said = f" ({words[command]})" if command in words else ""
+        groups[group].append(f"{key}:{command}{said}")
+    lines = [f"teleop {task} (keyboard): keys (hold a motion key to move)"]
+    for name, items in groups.items():
+        lines += [f"  {name:6s} {item}" for item in items]
     return "\n".join(lines)

@@ -111,16 +111,22 @@ class DeviceOperator:
         self._pending: list[str] = []  # robot commands read, not yet applied
         self._axes: dict[str, float] = {}
         self._stopped = False  # an e-stop was asked for since the last action
+        self.last_input = ""  # the newest key or button read, for the status line
 
     def reset(self) -> None:
         """A new episode: the mapping's start state (gripper open, start posture)."""
         self.mapping.reset()
         self._pending.clear()
 
+    def state_text(self) -> str:
+        """What the robot keeps between actions (gripper open/closed, preset), in words."""
+        return self.mapping.state_text()
+
     def act(self, observation: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """The env action for this control period (the observation is not needed).
 
-        No motion in the period an e-stop was asked for (held inputs are forgotten)."""
+        With no input it is a hold: zero motion, gripper (posture) unchanged. No motion in
+        the period an e-stop was asked for (held inputs are forgotten)."""
         self._pump()
         axes = {} if self._stopped else self._axes
         commands, self._pending, self._stopped = tuple(self._pending), [], False

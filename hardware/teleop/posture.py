@@ -148,6 +148,10 @@ class PostureMapping:
         self.preset = self._start
         self.posture = self._presets[self._start].copy()
 
+    def state_text(self) -> str:
+        """The preset the posture last started from."""
+        return f"preset {self.preset}"
+
     def action(self, intent: Intent) -> np.ndarray:
         for command in intent.commands:
             self._command(command)

@@ -15,6 +15,7 @@ from policies.training.errors import TrainingConfigError
 from policies.training.her.config import HerSacConfig
 from policies.training.options import RESUMABLE
 from policies.training.ppo import config as ppo_config
+from sim.errors import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,9 @@ DEFAULT_ALGO = "her-sac"
 def get_algorithm(name: str) -> Algorithm:
     """The registered algorithm `name`, or an error listing the valid ones."""
     if name not in ALGORITHMS:
-        raise TrainingConfigError(f"option algo {name!r}; valid: {', '.join(ALGORITHMS)}")
+        raise TrainingConfigError(
+            f"option algo {name!r}; {did_you_mean(name, ALGORITHMS)}valid: {', '.join(ALGORITHMS)}"
+        )
     return ALGORITHMS[name]
 
 

@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 import json
 import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,21 +39,42 @@ from policies.training.algorithms import (
 from policies.training.errors import TrainingConfigError
 from policies.training.options import EXPORT_FROM, load_config_file
 
+OWN_HELP = True  # `twinbridge` leaves -h/--help to add_arguments (`--algo X --help`)
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per field of every algorithm's options dataclass, plus run options."""
+
+def add_arguments(parser: argparse.ArgumentParser, algo: str | None = None) -> None:
+    """One flag per field of every algorithm's options dataclass (only `algo`'s when
+    given: its --help), plus run options."""
     classes = config_classes()
     shared = set.intersection(*({f.name for f in dataclasses.fields(c)} for c in classes))
     common = parser.add_argument_group("options of every algorithm")
     seen: set[str] = set()
-    for cls in classes:
+    shown = [c for c in classes if algo is None or algo in algorithms_using(c)]
+    for cls in shown:
         names = ", ".join(algorithms_using(cls))
         group = parser.add_argument_group(f"{names} options")
         for f in dataclasses.fields(cls):
             if f.name not in seen:
                 seen.add(f.name)
-                _add_flag(common if f.name in shared else group, f, classes)
+                _add_flag(common if f.name in shared else group, f, shown)
     _add_run_options(parser)
+    parser.add_argument("-h", "--help", action=_AlgoHelp, help="show this help and exit")
+
+
+class _AlgoHelp(argparse.Action):
+    """--help after `--algo X`: the help of X's options (and the common ones) only."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None):
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, *_: Any) -> None:
+        algo = getattr(namespace, "algo", None)
+        if algo in ALGORITHMS:
+            only = type(parser)(prog=parser.prog, description=parser.description, add_help=False)
+            add_arguments(only, algo)
+            parser = only
+        parser.print_help()
+        parser.exit()
 
 
 def _add_flag(group: Any, f: dataclasses.Field, classes: list[type]) -> None:
@@ -116,13 +138,34 @@ def run(args: argparse.Namespace) -> int:
         config = _config(args.config, given)
         trainer = load(get_algorithm(config.algo).trainer)(config)
     try:
-        row = run_training(trainer, args.out)
+        if _nothing_to_train(trainer, args):
+            if args.export is None:
+                return 0
+            row = {}
+        else:
+            row = run_training(trainer, args.out)
         if args.export is not None:
             row["export"] = _export(trainer, args)
     finally:
         trainer.close()
     print(json.dumps(row))
     return 0
+
+
+def _nothing_to_train(trainer: Any, args: argparse.Namespace) -> bool:
+    """A resumed run already at its --total-env-steps: say so (one line) instead of
+    printing the old last row as if it had trained."""
+    done, total = int(trainer.counters["env_steps"]), trainer.config.total_env_steps
+    if done < total:
+        return False
+    then = f"; exporting it to {args.export}" if args.export is not None else ""
+    print(
+        f"twinbridge train: nothing to train: the checkpoint in {args.resume} is at {done} "
+        f"env steps, --total-env-steps is {total}; pass --total-env-steps above {done} to "
+        f"continue it{then}",
+        file=sys.stderr,
+    )
+    return True
 
 
 def _names(cls: type) -> set[str]:
@@ -150,7 +193,10 @@ def _refuse_foreign_flags(cls: type, algo: str, flags: dict[str, Any]) -> None:
     foreign = sorted(set(flags) - _names(cls))
     if foreign:
         listed = ", ".join("--" + name.replace("_", "-") for name in foreign)
-        raise TrainingConfigError(f"{listed}: not option(s) of --algo {algo}")
+        raise TrainingConfigError(
+            f"{listed}: not option(s) of --algo {algo}; drop them (its options: "
+            f"`twinbridge train --algo {algo} --help`)"
+        )
 
 
 def _check_run_options(args: argparse.Namespace) -> None:

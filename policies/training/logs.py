@@ -1,7 +1,8 @@
 """Per-epoch training logs: one CSV row per evaluation, and the learning-curve PNG.
 
-The CSV is appended to (a resumed run continues its file); the PNG is redrawn from the
-whole CSV each epoch with matplotlib's Agg backend (no display needed).
+The CSV is appended to (a resumed run continues its file); the PNG (success, return and
+losses against env steps) is redrawn from the whole CSV each epoch with matplotlib's Agg
+backend (no display needed).
 """
 
 from __future__ import annotations
@@ -43,7 +44,17 @@ class EpochLog:
             return list(csv.DictReader(f))
 
     def plot(self) -> None:
-        """Success rate against env steps (and wall time on a top axis label)."""
+        """Redraw `learning_curve.png` (see `figure`)."""
+        from matplotlib import pyplot as plt
+
+        fig = self.figure()
+        fig.savefig(self.png_path)
+        plt.close(fig)
+
+    def figure(self) -> Any:
+        """Three panels against env steps: eval success rate, return (eval, and training
+        where logged) and every `*_loss` column; wall time in the title. Success alone
+        cannot tell a stalled run from one that is still learning; return and losses can."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -51,16 +62,31 @@ class EpochLog:
 
         rows = self.rows()
         steps = [int(r["env_steps"]) for r in rows]
-        success = [float(r["success_rate"]) for r in rows]
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-        ax.plot(steps, success, marker="o", markersize=3)
-        ax.set(xlabel="env steps", ylabel="eval success rate", ylim=(-0.02, 1.02))
+        fig, (success, returns, losses) = plt.subplots(1, 3, figsize=(15, 4), dpi=100)
+        _lines(success, steps, rows, ["success_rate"])
+        success.set(ylabel="eval success rate", ylim=(-0.02, 1.02))
+        _lines(returns, steps, rows, ["eval_return", "train_return"])
+        returns.set(ylabel="eval return")
+        _lines(losses, steps, rows, [c for c in self.columns if c.endswith("_loss")])
+        losses.set(ylabel="loss", yscale="symlog")
+        for axis in (success, returns, losses):
+            axis.set_xlabel("env steps")
+            axis.grid(alpha=0.3)
+            if len(axis.get_lines()) > 1:
+                axis.legend(fontsize=8)
         wall = float(rows[-1]["wall_time_s"]) if rows else 0.0
-        ax.set_title(f"{self.title} ({wall:.0f} s wall)")
-        ax.grid(alpha=0.3)
+        fig.suptitle(f"{self.title} ({wall:.0f} s wall)")
         fig.tight_layout()
-        fig.savefig(self.png_path)
-        plt.close(fig)
+        return fig
+
+
+def _lines(axis: Any, steps: list[int], rows: list[dict[str, str]], columns: list[str]) -> None:
+    """One line per column that has values (empty cells are skipped)."""
+    for column in columns:
+        points = [(x, float(r[column])) for x, r in zip(steps, rows, strict=True) if r.get(column)]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            axis.plot(xs, ys, marker="o", markersize=3, label=column)
 
 
 def _fmt(value: Any) -> Any:

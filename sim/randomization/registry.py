@@ -6,8 +6,7 @@ pipelines own their parameters directly (they act on the step, not on the model)
 
 from __future__ import annotations
 
-import difflib
-
+from sim.errors import did_you_mean
 from sim.randomization.action import ACTION_PARAMETERS
 from sim.randomization.base import Randomizer
 from sim.randomization.observation import OBSERVATION_PARAMETERS
@@ -30,10 +29,8 @@ PARAMETERS: dict[str, Parameter] = _all_parameters()
 def get_parameter(path: str) -> Parameter:
     """The spec of `path`, or an error naming it and the closest known paths."""
     if path not in PARAMETERS:
-        close = difflib.get_close_matches(path, PARAMETERS, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise RandomizationError(
-            f"unknown randomization parameter {path!r}{hint} "
-            f"(known: {', '.join(sorted(PARAMETERS))})"
+            f"unknown randomization parameter {path!r}; {did_you_mean(path, PARAMETERS)}"
+            f"known: {', '.join(sorted(PARAMETERS))}"
         )
     return PARAMETERS[path]

@@ -108,6 +108,15 @@ class RobotDescription:
     def command_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.commands)
 
+    def camera_names(self, text: str) -> tuple[str, ...]:
+        """The cameras a comma-separated `text` names (`--cameras`, a node's `cameras`);
+        a name the robot does not have is refused with the valid ones."""
+        names = tuple(name.strip() for name in text.split(",") if name.strip())
+        for name in names:
+            if name not in self.cameras:
+                raise UnknownNameError(f"{self.name} camera", name, self.cameras)
+        return names
+
     @property
     def command_actuators(self) -> tuple[str, ...]:
         return tuple(c.actuator for c in self.commands)

@@ -45,6 +45,7 @@ class CameraPose:
     elevation_deg: float
     distance_m: float
     fovy_deg: float = 45.0
+    lookat_m: tuple[float, float, float] | None = None  # None: the scene's point of interest
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,21 @@ class SceneSource:
 
 
 # Three cameras spread 120 degrees apart on the fingertip side of the hand (the forearm
-# hides the palm from the other side), as the pose estimator's rig; plus gymnasium-robotics'
-# default viewer pose (distance 0.5 m, azimuth 55, elevation -25) as a fixed video camera.
+# hides the palm from the other side), as the pose estimator's rig; plus a fixed video
+# camera above the fingertips aimed at the middle of the hand's reach, as close as keeps
+# every finger and the wrist at their limits, the object and the goal marker (0.15 m aside
+# in the rotation tasks) in frame (tests/test_video_framing.py).
 _CAMERAS = (
     CameraPose(POSE_CAMERAS[0], azimuth_deg=30.0, elevation_deg=-40.0, distance_m=0.35),
     CameraPose(POSE_CAMERAS[1], azimuth_deg=90.0, elevation_deg=-40.0, distance_m=0.35),
     CameraPose(POSE_CAMERAS[2], azimuth_deg=150.0, elevation_deg=-40.0, distance_m=0.35),
-    CameraPose(VIDEO_CAMERA, azimuth_deg=55.0, elevation_deg=-25.0, distance_m=0.5),
+    CameraPose(
+        VIDEO_CAMERA,
+        azimuth_deg=40.0,
+        elevation_deg=-60.0,
+        distance_m=0.41,
+        lookat_m=(1.004, 0.912, 0.166),
+    ),
 )
 
 
@@ -74,7 +83,7 @@ def build_spec(scene: str) -> mujoco.MjSpec:
     spec.modelname = f"shadow_hand_{scene}"
     source.edit(spec)
     for camera in _CAMERAS:
-        _add_camera(spec, camera, source.lookat_m)
+        _add_camera(spec, camera, camera.lookat_m or source.lookat_m)
     return spec
 
 
