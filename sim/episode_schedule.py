@@ -20,6 +20,7 @@ WAIT_LOG_S = 1.0
 # A recorder (or view) becomes a reader only once it has met the graph; processes that
 # import MuJoCo start slowly on a loaded machine: the first episode waits this long for it.
 READERS_TIMEOUT_S = 30.0
+READERS_SETTLE_S = 1.0
 
 
 class EpisodeSchedule:
@@ -32,6 +33,7 @@ class EpisodeSchedule:
         self._started_s = now_s
         self._commander_seen_s: float | None = None
         self._readers_waived = False
+        self._readers_seen_s: float | None = None
         self._retry_after_s = 0.0
         self._waiting_since_s = 0.0
 
@@ -81,8 +83,15 @@ class EpisodeSchedule:
     def readers_ready(self, now_s: float, matched: int) -> tuple[bool, str]:
         """Before the first episode: (whether `report_readers` readers are matched or
         `timeout_s` passed, the line to log when starting without them)."""
-        if not self.report_readers or self._readers_waived or matched >= self.report_readers:
+        if not self.report_readers or self._readers_waived:
             return True, ""
+        if matched >= self.report_readers:
+            # Matched here is not yet matched at the reader (discovery is per side): a
+            # report sent now could still be lost, so wait READERS_SETTLE_S more.
+            if self._readers_seen_s is None:
+                self._readers_seen_s = now_s
+            return now_s - self._readers_seen_s >= READERS_SETTLE_S, ""
+        self._readers_seen_s = None
         if now_s - self._started_s <= max(self.timeout_s, READERS_TIMEOUT_S):
             return False, ""
         self._readers_waived = True

@@ -42,7 +42,9 @@ def test_the_first_episode_waits_for_a_settled_commander_or_the_timeout() -> Non
 def test_the_first_episode_waits_for_its_report_readers_and_says_when_it_gives_up() -> None:
     schedule = EpisodeSchedule(timeout_s=10.0, report_readers=2, now_s=0.0)
     assert schedule.readers_ready(1.0, matched=1) == (False, "")
-    assert schedule.readers_ready(1.0, matched=2) == (True, "")
+    assert schedule.readers_ready(1.0, matched=2) == (False, ""), "matched here, not yet there"
+    assert schedule.readers_ready(2.0, matched=2) == (True, "")
+    schedule = EpisodeSchedule(timeout_s=10.0, report_readers=2, now_s=0.0)
     # Readers may take longer than the reset service (they meet the graph first).
     assert schedule.readers_ready(11.0, matched=1) == (False, "")
     ready, line = schedule.readers_ready(31.0, matched=1)
