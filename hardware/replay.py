@@ -202,7 +202,7 @@ class ReplayVideo:
                 episode.task, loop.task, loop.twin, loop.env.goal,
                 episode=episode.index, step=step, steps=steps, seed=episode.seed,
             )  # fmt: skip
-            video.capture(overlay, loop.twin.data)
+            video.capture(overlay, loop.twin)
 
         return capture
 

@@ -33,6 +33,9 @@ COMPUTE_DTYPES = ("float32", "float64")  # what the graph may compute in between
 MAX_CARD_BYTES = 1 << 20
 # A policy given by name instead of a file (no card): sim.scripted's Fetch controller.
 SCRIPTED_POLICY = "scripted"
+# ... and a graph of random actions written for the task (policies/random_policy.py).
+RANDOM_POLICY = "random"
+NAMED_POLICIES = (RANDOM_POLICY, SCRIPTED_POLICY)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 

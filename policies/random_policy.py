@@ -15,10 +15,9 @@ from pathlib import Path
 
 from onnx import TensorProto, helper
 
-from policies.card import ModelCard, TensorSpec
+from policies.card import RANDOM_POLICY, ModelCard, TensorSpec
 from policies.observation import task_info
 
-RANDOM_POLICY = "random"  # what --policy says for this graph
 OPSET = 17
 IR_VERSION = 8
 

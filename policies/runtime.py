@@ -37,7 +37,7 @@ import onnx.checker
 import onnxruntime as ort
 from onnx import TensorProto
 
-from policies.card import TASK_METADATA_KEY, ModelCard, TensorSpec, onnx_sha256
+from policies.card import NAMED_POLICIES, TASK_METADATA_KEY, ModelCard, TensorSpec, onnx_sha256
 from policies.errors import (
     EXPORTED_POLICY,
     WHOLE_FILE,
@@ -49,6 +49,7 @@ from policies.errors import (
     PolicyOutputError,
     TaskMismatchError,
 )
+from sim.errors import did_you_mean
 
 _ONNX_DTYPES = {TensorProto.FLOAT: "float32"}
 
@@ -207,7 +208,9 @@ def _check_files_exist(path: Path, card_file: Path) -> None:
     """A missing model or card is the common user error: name the file given, what is
     missing, and what to give instead."""
     if not path.exists():
-        raise ModelFileError(path, WHOLE_FILE, f"does not exist; {EXPORTED_POLICY}")
+        near = [str(path.parent / p.name) for p in path.parent.glob("*.onnx")]
+        hint = did_you_mean(path, [*NAMED_POLICIES, *near])
+        raise ModelFileError(path, WHOLE_FILE, f"does not exist; {hint}{EXPORTED_POLICY}")
     if not card_file.exists():
         raise ModelCardError(
             path, WHOLE_FILE, f"its model card {card_file.name} is missing beside it (a policy "

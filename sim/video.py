@@ -12,6 +12,7 @@ Run: `python -c "from sim.twin import Twin; from sim.video import BackgroundVide
 
 from __future__ import annotations
 
+import copy
 import queue
 import threading
 from pathlib import Path
@@ -23,7 +24,7 @@ from sim.overlay import Overlay, draw
 from sim.render import open_mp4, video_line
 from sim.twin import Twin
 
-_Snapshot = tuple[np.ndarray, np.ndarray, np.ndarray, Overlay | None]
+_Snapshot = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Overlay | None]
 
 
 class BackgroundVideo:
@@ -56,13 +57,16 @@ class BackgroundVideo:
         """Distinct episodes seen in the overlays of the frames captured so far."""
         return len(self._episodes)
 
-    def capture(self, overlay: Overlay | None = None, data: mujoco.MjData | None = None) -> None:
+    def capture(self, overlay: Overlay | None = None, twin: Twin | None = None) -> None:
         """Queue the twin's current positions for one frame, with the text to draw on it;
-        `data`: positions from another MjData of the same model (a replay's next twin)."""
-        data = self._twin.data if data is None else data
+        `twin`: another twin of the same model (a replay's next episode), whose sites (the
+        episode's goal marker) are drawn too."""
+        twin = self._twin if twin is None else twin
+        data = twin.data
         if overlay is not None and overlay.episode >= 0:
             self._episodes.add(overlay.episode)
-        snapshot = (data.qpos.copy(), data.mocap_pos.copy(), data.mocap_quat.copy(), overlay)
+        positions = data.qpos.copy(), data.mocap_pos.copy(), data.mocap_quat.copy()
+        snapshot = (*positions, twin.model.site_pos.copy(), overlay)
         try:
             self._queue.put(snapshot, block=not self._drop)
         except queue.Full:
@@ -82,12 +86,13 @@ class BackgroundVideo:
         return video_line(self.path, self.frames, self.episodes)
 
     def _work(self) -> None:
-        model = self._twin.model
+        model = copy.deepcopy(self._twin.model)  # its own: sites are set per frame here
         try:
             renderer = mujoco.Renderer(model, self._size, self._size)  # GL context: this thread
             data = mujoco.MjData(model)
             while (snapshot := self._queue.get()) is not None:
-                data.qpos[:], data.mocap_pos[:], data.mocap_quat[:], overlay = snapshot
+                data.qpos[:], data.mocap_pos[:], data.mocap_quat[:], sites, overlay = snapshot
+                model.site_pos[:] = sites
                 mujoco.mj_forward(model, data)
                 renderer.update_scene(data, self._camera)
                 frame = renderer.render()

@@ -55,6 +55,16 @@ CASES = {
     "bad number": (["rollout", "--episodes", "-3"], "-3", ">= 1"),
     "zero episodes": (["rollout", "--episodes", "0"], "got 0", ">= 1"),
     "not a number": (["rollout", "--seed", "abc"], "abc", "--help"),
+    "misspelled named policy": (
+        ["rollout", "--policy", "randm"],
+        "randm",
+        "did you mean 'random'?",
+    ),
+    "misspelled zoo policy": (
+        ["rollout", "--task", "fetch-push", "--policy", f"{ZOO}/fetch-psh.onnx"],
+        "fetch-psh.onnx",
+        f"did you mean '{ZOO}/fetch-push.onnx'?",
+    ),
     "missing onnx": (
         ["rollout", "--policy", "{tmp}/missing.onnx"],
         "missing.onnx",
