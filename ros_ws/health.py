@@ -5,7 +5,7 @@
 | OK (0) | doing its job | stepping, acting, judging, recording |
 | WARN (1) | doing its job degraded, or waiting for something another node or time will bring | a policy holding on a stale input or on the robot's latched e-stop; a twin awaiting an episode's goal; a task node whose reset is refused; link losses above their rate |
 | ERROR (2) | not doing its job until a person acts | the e-stop or a fault latched on this robot; the link down; a driver that is not configured |
-| STALE (3) | not heard from: set by a reader (the bringup) for a node silent for 3 of its periods | |
+| STALE (3) | not heard from: concluded by a reader, never sent | the bringup stops a run whose running node sent no diagnostics for 10 s (SILENT_NODE_S) and names it |
 
 The latch is an ERROR where it is (the robot's node) and a WARN in the nodes that wait on it.
 No rclpy here: nodes and tests import the levels alike.

@@ -73,7 +73,6 @@ class Findings:
     longest_clock_gap_s: float = 0.0
     start_markers: list[dict[str, str]] = field(default_factory=list)
     episodes: list[dict[str, str]] = field(default_factory=list)
-    interrupted: list[dict[str, str]] = field(default_factory=list)
     answered_in_episode_0: int = -1  # of its 51 judged states, by the task node's report
     estop_applied_change_rad: float = math.nan
     estop_measured_change_rad: float = math.nan
@@ -185,16 +184,21 @@ def _now() -> float:
     return time.monotonic()
 
 
+def readme_environment(domain: int) -> dict[str, str]:
+    """The README's one-line environment for a third-party tool on this host, read from the
+    README itself (its `export ROS_DOMAIN_ID=...` line), with this run's domain id."""
+    line = next(
+        line for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith("export ROS_DOMAIN_ID=")
+    )  # fmt: skip
+    variables = dict(word.split("=", 1) for word in line.split()[1:])
+    variables["ROS_DOMAIN_ID"] = str(domain)
+    return {k: v.replace("$PWD", str(ROOT)) for k, v in variables.items()}
+
+
 def _environment(domain: int) -> dict[str, str]:
-    """The README's one-line environment for a third-party tool on this host."""
-    profile = ROOT / "ros_ws" / "config" / "fastdds_localhost.xml"
     env = {k: v for k, v in os.environ.items() if k != "ROS_LOCALHOST_ONLY"}
-    env.update(
-        ROS_DOMAIN_ID=str(domain),
-        RMW_IMPLEMENTATION="rmw_fastrtps_cpp",
-        ROS_AUTOMATIC_DISCOVERY_RANGE="SYSTEM_DEFAULT",
-        FASTDDS_DEFAULT_PROFILES_FILE=str(profile),
-    )
+    env.update(readme_environment(domain))
     return env
 
 
@@ -307,7 +311,6 @@ def _collect(client: ContractClient, findings: Findings, log_dir: Path) -> None:
     findings.longest_clock_gap_s = max((b - a for a, b in itertools.pairwise(ticks)), default=0.0)
     findings.start_markers = [v for _, _, v in client.statuses("task_node/episode_start")]
     findings.episodes = [v for _, _, v in client.statuses("task_node/episode")]
-    findings.interrupted = [v for _, _, v in client.statuses("task_node/episode_interrupted")]
     reports = client.statuses("task_node/episode")
     if reports:
         findings.answered_in_episode_0 = int(reports[0][2].get("answered_states", -1))

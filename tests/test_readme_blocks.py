@@ -12,8 +12,9 @@ above the block says otherwise, visibly in the README's source:
     <!-- readme-test: skip "ros2 launch" (why) -->     only for lines with those words
 
 A marker needs a reason and must match a line; a command no parser here knows (make, ros2)
-fails unless it is marked skip. Lines not run are reported as pytest skips with the
-marker's reason (`-ra` prints them). TWINBRIDGE_README=PATH checks another file, which is
+fails unless it is marked skip. A skip-marked line must still be checked statically (a
+make target with `make -n`, a shipped launch file, valid shell): one that nothing here can
+check fails. TWINBRIDGE_README=PATH checks another file, which is
 how `test_the_check_catches_broken_blocks` proves that a broken block fails.
 """
 
@@ -405,3 +406,13 @@ def test_the_test_fails_on_a_broken_readme(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout[-3000:]
     assert "4 failed, 1 passed" in result.stdout, result.stdout[-3000:]
     assert "unknown actuator 'robot0:shoulder_lift_joint'" in result.stdout
+
+
+def test_the_environment_the_readme_gives_third_party_tools_is_the_bringups() -> None:
+    """The one-line `export` for a third-party tool (tests/contract_client.py joins with it)
+    sets exactly what the sim bringup's processes run with."""
+    from contract_client import readme_environment
+
+    from ros_ws.discovery import sim_discovery
+
+    assert readme_environment(12) == sim_discovery(12)

@@ -216,8 +216,6 @@ def _episode_line(name: str, values: Mapping[str, str]) -> tuple[str, str] | Non
         outcome = "success" if fields.get("success") else "failure"
         distance = fields.get("final_distance", math.nan)
         return "last", f"episode {index}: **{outcome}**, final distance {distance:.3f} m"
-    if name == "task_node/episode_interrupted":
-        return "last", f"episode {values.get('episode')}: interrupted ({values.get('reason')})"
     if name == "task_node/done":
         return "episode", f"done: {values.get('episodes')} episodes"
     if name == "task_node":
