@@ -232,6 +232,13 @@ def run(
     return findings
 
 
+def episodes_for(external_resets: int) -> int:
+    """Episodes that outlast the resets at random moments (0.25 s apart on average, plus
+    the answer) and leave a few for the latched phase and the storm: the bringup must still
+    be up when the script calls its services."""
+    return 8 + math.ceil(external_resets * 0.35 / EPISODE_S)
+
+
 def _script(client, findings, external_resets, estop_episodes, bringup) -> None:
     findings.external_resets.append(client.call("reset", timeout_s=30.0))  # at start-up
     names = client.command_names()
@@ -324,13 +331,17 @@ def _stamp(msg: JointTrajectory) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hardware", choices=("twin", "emulator"), default="twin")
-    parser.add_argument("--episodes", type=int, default=8)
+    parser.add_argument(
+        "--episodes", type=int, default=None,
+        help="episodes of the bringup (default: enough to outlast the external resets)",
+    )  # fmt: skip
     parser.add_argument("--external-resets", type=int, default=100)
     parser.add_argument("--estop-episodes", type=float, default=10.0)
     parser.add_argument("--domain-id", type=int, default=random.randint(1, 101))
     args = parser.parse_args()
+    episodes = args.episodes or episodes_for(args.external_resets)
     findings = run(
-        args.hardware, args.episodes, args.external_resets, args.estop_episodes, args.domain_id
+        args.hardware, episodes, args.external_resets, args.estop_episodes, args.domain_id
     )
     report = {k: v for k, v in vars(findings).items() if k != "logs"}
     report["external_resets_refused"] = sum(1 for ok, _ in findings.external_resets if not ok)
