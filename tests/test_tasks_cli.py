@@ -31,3 +31,12 @@ def test_tasks_lists_every_registered_task_with_its_robot_and_scene() -> None:
         assert spec.gym_id in rows[name]
         assert f" {task.robot}/{task.scene} " in rows[name], rows[name]
         assert rows[name].split()[-1] == str(spec.max_episode_steps)
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    """`twinbridge tasks | head -2`: the pipe closes early; exit 0, nothing on stderr."""
+    result = subprocess.run(
+        f"{' '.join(_twinbridge())} tasks | head -2", shell=True, cwd=ROOT, capture_output=True,
+        text=True, timeout=60, executable="/bin/bash",
+    )  # fmt: skip
+    assert result.stderr == "" and len(result.stdout.splitlines()) == 2, result.stderr
