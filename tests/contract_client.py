@@ -247,28 +247,40 @@ def _script(client, findings, external_resets, estop_episodes, bringup) -> None:
     for _ in range(external_resets):
         client.spin_for(rng.uniform(0.0, 0.5))
         findings.external_resets.append(client.call("reset"))
+        _release_fault(client, findings)
     _latched_phase(client, findings, names, estop_episodes)
     findings.storm_started_s = _now()
     for _ in range(10):  # e-stop / enable storm, as fast as answers come
         findings.storm_answers += [client.call("estop", True)[0], client.call("enable")[0]]
     client.spin_for(0.5)
     findings.estop_state_after_storm = client.estop[-1][1] if client.estop else None
-    while bringup.poll() is None:  # as an operator: release a fault latch the task waits on
+    while bringup.poll() is None:
         client.spin_for(0.5)
-        statuses = client.statuses("task_node")
-        if statuses and "fault:" in statuses[-1][2].get("waiting", ""):
-            findings.faults_released += 1
-            client.call("enable")
-            client.spin_for(1.0)
+        _release_fault(client, findings)
+
+
+def _release_fault(client: ContractClient, findings: Findings) -> bool:
+    """As an operator: release a safety fault (a tracking error) the task node waits on, so
+    the run goes on; every release is counted. Never an e-stop: that is the script's."""
+    statuses = client.statuses("task_node")
+    if not statuses or "fault:" not in statuses[-1][2].get("waiting", ""):
+        return False
+    findings.faults_released += 1
+    client.call("enable")
+    client.spin_for(1.0)
+    return True
 
 
 def _latched_phase(client, findings, names, estop_episodes) -> None:
     """Latch mid-episode, then hold for `estop_episodes` episodes' time while poking the
     robot. (Latching right after a reset would see that reset's scene published late.)"""
     started = len(client.statuses("task_node/episode_start"))
-    client.wait_for(
-        lambda: len(client.statuses("task_node/episode_start")) > started, 30.0, "an episode"
-    )
+
+    def episode_started() -> bool:  # an operator releases a fault meanwhile
+        _release_fault(client, findings)
+        return len(client.statuses("task_node/episode_start")) > started
+
+    client.wait_for(episode_started, 30.0, "an episode")
     client.spin_for(0.5)
     assert client.call("estop", True)[0]
     latched_at = _now()
