@@ -80,7 +80,7 @@ sys.path.insert(0, str(BENCH_DIR))  # the shared bench/report.py
 
 from report import emit  # noqa: E402
 
-from hardware.emulator import Emulator, EmulatorConfig  # noqa: E402
+from hardware.emulator import MEASUREMENT_MARGIN_STD, Emulator, EmulatorConfig  # noqa: E402
 from hardware.protocol import (  # noqa: E402
     SYNC,
     Ack,
@@ -304,16 +304,17 @@ class CommandFuzzer:
 
 
 def device_verdict(
-    positions: np.ndarray, reference: np.ndarray, low, high, max_step
+    positions: np.ndarray, reference: np.ndarray, low, high, max_step, margin: float = 0.0
 ) -> str | None:
-    """Why PROTOCOL.md D16 refuses a Command (None: valid), written from the spec."""
+    """Why PROTOCOL.md D16 refuses a Command (None: valid), written from the spec; `margin`
+    is D16.4's allowance while the device's target is a measurement."""
     if len(positions) != len(low):
         return "count"
     if not np.isfinite(positions).all():
         return "non_finite"
     if np.any(positions < low) or np.any(positions > high):
         return "out_of_limit"
-    if np.any(np.abs(positions - reference) > max_step + FLOAT32_SLACK):
+    if np.any(np.abs(positions - reference) > max_step + margin + FLOAT32_SLACK):
         return "too_far"
     return None
 
@@ -362,7 +363,7 @@ class DeviceFuzz:
             if self.fuzzer.rng.random() < 0.002:  # silence: the device watchdog holds
                 for _ in range(int(self.fuzzer.rng.integers(16, 26))):
                     self._tick()
-            chunk = self.fuzzer.chunk(self._reference())
+            chunk = self.fuzzer.chunk(self.emulator.command_reference()[0])
             self.sent[chunk.kind.split(":")[0]] += 1
             self.expected[chunk.expect] += 1
             self._receive(chunk.data)
@@ -387,14 +388,10 @@ class DeviceFuzz:
             self._tick()
         self.expected["frame"] += 80
 
-    def _reference(self) -> np.ndarray:
-        em = self.emulator
-        return em.plant.servo_positions() if em.holding else em.targets.copy()
-
     # -- one chunk, one step ------------------------------------------------------------
     def _receive(self, data: bytes) -> None:
         em = self.emulator
-        reference, before = self._reference(), em.targets.copy()
+        reference, before = em.command_reference(), em.targets.copy()
         em.receive(data, self.now_s)
         last = self._check_commands(self._drain_log(), reference)
         expected = before if last is None else last
@@ -404,15 +401,16 @@ class DeviceFuzz:
             self.validated.append(last)
 
     def _tick(self) -> None:
+        """One step; Commands a false header held back are acted on here (R4's clock)."""
         em = self.emulator
-        before = em.plant.setpoint.copy()
+        before, reference = em.plant.setpoint.copy(), em.command_reference()
         self.now_s += em.timestep_s
         self._held = None
         em.tick(self.now_s)
         self.ticks += 1
-        for entry in self._drain_log():
-            if entry["event"] == "hold":
-                self._on_hold(_logged(entry["targets"]))
+        last = self._check_commands(self._drain_log(), reference)
+        if last is not None:
+            self.validated.append(last)
         self._check_plant(before)
         em.pending_output(self.now_s)  # what the host would read; dropped
 
@@ -421,21 +419,29 @@ class DeviceFuzz:
         self.emulator.log.entries.clear()
         return entries
 
-    def _check_commands(self, entries: list[dict], reference: np.ndarray) -> np.ndarray | None:
-        """Each logged Command against the spec; returns the last accepted targets."""
-        last = None
+    def _check_commands(
+        self, entries: list[dict], start: tuple[np.ndarray, float]
+    ) -> np.ndarray | None:
+        """Each logged Command against the spec, from the device's (reference, margin) before
+        them; returns the last accepted targets."""
+        last, (reference, margin) = None, start
+        em = self.emulator
+        measured_margin = MEASUREMENT_MARGIN_STD * em.config.deviations.position_noise_std
         for entry in entries:
-            if entry["event"] == "hold":
+            if entry["event"] == "hold":  # the device's target is now its measurement
                 self._on_hold(_logged(entry["targets"]))
                 reference = last = _logged(entry["targets"])
+                margin = measured_margin
             if entry["event"] != "command":
                 continue
             positions = _logged(entry["positions"])
-            verdict = device_verdict(positions, reference, self.low, self.high, self.max_step)
+            verdict = device_verdict(
+                positions, reference, self.low, self.high, self.max_step, margin
+            )
             if entry["accepted"]:
                 if verdict is not None:
                     self._violation(f"accepted an invalid Command ({verdict}): {positions}")
-                reference = last = positions
+                reference, margin, last = positions, 0.0, positions
             else:
                 self.rejections[entry.get("reason", "?")] += 1
                 latched = entry.get("reason") in ("disabled", "estop", "fault")

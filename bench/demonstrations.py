@@ -347,8 +347,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error("--generate-demos needs N >= 1 and --out DIR")
     elif args.side != "baseline" and args.demos is None:
         parser.error("--demos DIR is needed unless --side baseline")
-    if args.eval_every % (SETTINGS["num_envs"] * 50):
-        parser.error("--eval-every must be a multiple of 200 (4 envs x 50-step episodes)")
+    from sim.tasks import get_task_spec
+
+    batch = SETTINGS["num_envs"] * get_task_spec(TASK).max_episode_steps
+    if args.eval_every % batch:
+        parser.error(
+            f"--eval-every must be a multiple of {batch} ({SETTINGS['num_envs']} envs x "
+            f"{batch // SETTINGS['num_envs']}-step episodes)"
+        )
     return args
 
 

@@ -6,9 +6,14 @@ fetch-push hand-egg` for a subset, `--no-fail` to only report).
 For every registered task, in interleaved rounds (so machine load hits all three alike):
 
 - raw: the MuJoCo limit. A random-action rollout of our env records the full physics state
-  (controls included) at each physics call of `env.step`; we then time only
-  `mujoco.mj_step(model, data, frame_skip)` from those states on our own model (restoring a
-  state is outside the timed region). env-steps/s = mj_steps/s / frame_skip.
+  (controls included) at each `mujoco.mj_step` call of `env.step`; we then time only those
+  calls, `mujoco.mj_step(model, data, nstep)` from those states on our own model (restoring
+  a state is outside the timed region). With ideal servos that is one call of frame_skip
+  steps per env step; with the robot's actuation (sim/actuation.py) the servo setpoints
+  ramp, so MuJoCo itself must be called once per run of equal setpoints, each with its own
+  controls: that is its limit for this physics (ours makes those calls from compiled code,
+  `sim/twin.py`; the replay makes them from Python, about 1 us each).
+  env-steps/s = env steps / time of the calls replayed.
 - ours: `gymnasium.make(id, disable_env_checker=True)`, random actions, resets every
   `max_episode_steps` included.
 - peer: Gymnasium-Robotics's equivalent env, same step/reset accounting, in its own venv on
@@ -51,6 +56,7 @@ sys.path.insert(0, str(BENCH_DIR))  # the shared bench/report.py
 from peer_venv import PeerVenvError, ensure_venv  # noqa: E402
 from report import emit  # noqa: E402
 
+import sim.twin as twin_module  # noqa: E402
 from sim.envs import make_task_env  # noqa: E402
 from sim.tasks import TASKS, get_task_spec  # noqa: E402
 from sim.vector import SubprocVectorEnv  # noqa: E402
@@ -155,27 +161,29 @@ class PhysicsTrace:
 
 
 def record_trace(env: gym.Env, actions: np.ndarray, seed: int) -> PhysicsTrace:
-    """States visited by our env under `actions`, caught at `Twin.step` inside `env.step`."""
+    """States visited by our env under `actions`, caught at each `mujoco.mj_step` call inside
+    `env.step` (one call of frame_skip steps with ideal servos; with the robot's actuation,
+    one per run of equal servo setpoints, each with its own controls)."""
     twin = getattr(env.unwrapped, "twin", None)
     if twin is None:
         raise BenchError(f"{env.spec.id if env.spec else env}: no `twin`; cannot record states")
     states, nsteps, inside = [], [], [False]
-    original = twin.step
+    original = mujoco.mj_step
 
-    def step_and_record(ctrl: Any = None, nstep: int = 1) -> None:
-        if inside[0]:
-            if ctrl is not None:
-                twin.set_ctrl(ctrl)
-                ctrl = None
+    def step_and_record(model: Any, data: Any, nstep: int = 1) -> None:
+        if inside[0] and data is twin.data:
             states.append(twin.get_state())
             nsteps.append(nstep)
-        original(ctrl, nstep)
+        original(model, data, nstep)
 
-    twin.step = step_and_record
+    mujoco.mj_step = step_and_record
+    compiled = list(twin_module._RUNS)
+    twin_module._RUNS[:] = [None]  # the command path's Python loop: its calls are visible
     try:
         _rollout(env, actions, seed, inside)
     finally:
-        del twin.step  # back to the class's method
+        mujoco.mj_step = original
+        twin_module._RUNS[:] = compiled
     if not states:
         raise BenchError("env.step never called Twin.step; the raw limit cannot be measured")
     return PhysicsTrace(np.array(states), np.array(nsteps), len(actions))

@@ -6,7 +6,7 @@ smoke run).
 
 - ours: `twinbridge train`'s trainer with the settings of the zoo's fetch-push policy
   (her-td3, adaptive parameter noise, gamma 0.95, 256x256, 4 envs, 0.5 updates per env step),
-  on our twin's `fetch-push`.
+  on our twin's `fetch-push-v0` (Gymnasium-Robotics' ideal servos and 50 steps, as the peer's).
 - peer: SB3 2.9.2 SAC + HerReplayBuffer (future, k=4; gamma 0.95, tau 0.05, lr 1e-3, batch
   256, 256x256, 1 update per env step) on Gymnasium-Robotics' own FetchPush-v4 (mujoco
   3.3.7), in `bench/.peer-sb3-venv` (created on first use) via `bench/peer_sb3_her.py`.
@@ -46,8 +46,8 @@ PEER_REQUIREMENTS = (
     "mujoco==3.3.7", "gymnasium-robotics==1.4.2", "gymnasium==1.2.3",
     "stable-baselines3==2.9.2", "torch==2.13.0",
 )  # fmt: skip
-OURS = {  # the zoo fetch-push policy's settings (policies/zoo/fetch-push.json)
-    "task": "fetch-push",
+OURS = {  # the settings of the fetch-push-v0 zoo policy, on the peer's task semantics
+    "task": "fetch-push-v0",
     "algo": "her-td3",
     "exploration": "parameter",
     "gamma": 0.95,

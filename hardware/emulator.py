@@ -75,6 +75,7 @@ from hardware.protocol import (
     encode_frame,
 )
 from hardware.robots import robot_tables
+from sim.actuation import ramp_step
 from sim.config_loader import config_from_mapping, load_yaml_mapping
 from sim.errors import ConfigError, PhysicsError
 from sim.robot_io import RobotIO
@@ -82,6 +83,9 @@ from sim.tasks import get_task_spec
 from sim.twin_loop import TwinLoop
 
 DISABLED_MODES = {"hold": "brake", "torque_off": "limp"}  # robot.yaml safe_state -> mode
+# D16.4's allowance, in standard deviations of the position noise, for the first Command
+# after the device set its target from a measurement the host sees only through a noisy State
+MEASUREMENT_MARGIN_STD = 4.0
 FLOAT32_SLACK = 1e-6  # tolerance of the jump check: both ends went through float32
 
 
@@ -96,7 +100,10 @@ class EmulatorConfig:
     log_path: str | None = None
     max_log_entries: int = 1_000_000  # in memory; the JSONL file keeps everything
     counters_period_s: float = 10.0  # a "counters" log entry this often (device time)
-    frame_timeout_s: float = 0.05  # a partial frame older than this is dropped
+    # A partial frame older than this (plus its transfer time, at most a Command's) is
+    # dropped: short, so that a false header holds the Commands behind it back for less than
+    # the 30 ms watchdog (PROTOCOL.md R4: 10 ms + 0.4 ms, after a Command <= 10 ms old).
+    frame_timeout_s: float = 0.01
 
     def __post_init__(self) -> None:
         if self.task is not None:
@@ -166,27 +173,32 @@ class ChannelLimits:
         )
         return cls(info.command_names, low, high, step)
 
-    def refusal(self, positions: np.ndarray, reference: np.ndarray) -> tuple[str, int, str] | None:
+    def refusal(
+        self, positions: np.ndarray, reference: np.ndarray, margin: float = 0.0
+    ) -> tuple[str, int, str] | None:
         """(reason, channel index or NO_JOINT, message of <= 64 B) of an invalid Command, or
-        None. `reference` is what the jump is measured from."""
+        None. `reference` is what the jump is measured from, `margin` what it may add (the
+        measurement noise, when the reference is a measurement: D16.4)."""
         if len(positions) != len(self.names):
             return "count", NO_JOINT, f"{len(positions)} targets, expected {len(self.names)}"
         jump = np.abs(positions - reference)
+        allowed = self.max_step + margin
         checks = (
             ("non_finite", ~np.isfinite(positions)),
             ("out_of_limit", (positions < self.low) | (positions > self.high)),
-            ("too_far", jump > self.max_step + FLOAT32_SLACK),
+            ("too_far", jump > allowed + FLOAT32_SLACK),
         )
         for reason, bad in checks:
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                return reason, i, self._message(reason, i, positions[i], jump[i])[:64]
+                text = self._message(reason, i, positions[i], jump[i], allowed[i])
+                return reason, i, text[:64]
         return None
 
-    def _message(self, reason: str, i: int, value: float, jump: float) -> str:
+    def _message(self, reason: str, i: int, value: float, jump: float, allowed: float) -> str:
         name = self.names[i]
         if reason == "too_far":
-            return f"{name}: jump {jump:.4g} > {self.max_step[i]:.4g}"
+            return f"{name}: jump {jump:.4g} > {allowed:.4g}"
         if reason == "out_of_limit":
             return f"{name}: {value:.4g} not in [{self.low[i]:.4g}, {self.high[i]:.4g}]"
         return f"{name}: {value} is not finite"
@@ -234,6 +246,11 @@ def actuated_joints(model: mujoco.MjModel, actuator: int) -> list[int]:
     return []
 
 
+# PROTOCOL.md D20: a servo further than this from its setpoint (rad; m for a linear channel)
+# for TRACKING_MS without a break is seized, broken or blocked far from its target: FAULT.
+# Saturation alone (a contact, a grasp: its effort at effort_max) is not a fault.
+TRACKING_LIMIT_RAD, TRACKING_LIMIT_M, TRACKING_MS = 0.3, 0.03, 500
+
 # The brakes stop a joint at twice the robot's acceleration limit (a_stop): within
 # v / a_stop of the hold, as R1 asks.
 BRAKE_DECEL_FACTOR = 2.0
@@ -273,6 +290,11 @@ class Plant:
         self._pins: dict[int, tuple[int, int, float]] = {}  # joint id -> (qpos, dof, value)
         self.goal = self.servo_positions()
         self.setpoint = self.goal.copy()
+        slide = mujoco.mjtJoint.mjJNT_SLIDE
+        self.linear = np.array([
+            all(self.model.jnt_type[j] == slide for j in actuated_joints(self.model, int(a)))
+            for a in self.actuators
+        ])  # fmt: skip
 
     @property
     def has_object(self) -> bool:
@@ -351,7 +373,7 @@ class Plant:
     def step(self) -> None:
         """Setpoints one step closer to their goals, then one model timestep; seized joints
         stay put. Raises PhysicsError on divergence."""
-        self.setpoint += np.clip(self.goal - self.setpoint, -self._max_step, self._max_step)
+        self.setpoint = ramp_step(self.setpoint, self.goal, self._max_step)
         self._write_ctrl()
         self.loop.twin.step()
         if self._braking:
@@ -422,7 +444,10 @@ class Emulator:
         self._schedule = self._fault_schedule(self.config.faults)
         self.log = DeviceLog(self.config.log_path, self.config.max_log_entries)
         self.counters: Counter[str] = Counter()
-        self.parser = FrameParser(frame_timeout_s=self.config.frame_timeout_s)
+        self.parser = FrameParser(
+            frame_timeout_s=self.config.frame_timeout_s,
+            longest_payload=1 + 4 * len(self.info.commands),  # a Command (the longest)
+        )
         faults = self.config.faults
         self.downlink = LinkInjector(faults.host_to_device, self.rng, self._injected, "rx")
         self.uplink = LinkInjector(faults.device_to_host, self.rng, self._injected, "tx")
@@ -443,7 +468,7 @@ class Emulator:
 
     def _twin_loop(self) -> TwinLoop:
         """The task's twin, checked to be this robot's (same joints and commands)."""
-        loop = TwinLoop(self.task, seed=self.seed)
+        loop = TwinLoop(self.task, seed=self.seed, actuation="ideal")  # the Plant ramps
         tables = robot_tables(self.robot)
         names = (loop.io.joint_names, loop.io.command_names)
         if loop.task.robot != self.robot or names != (tables.joint_names, tables.command_names):
@@ -458,6 +483,8 @@ class Emulator:
         self.targets = self.plant.servo_positions()
         self._steps = 0
         self._dt_us = round(self.plant.timestep_s * 1e6)
+        self._tracking_limit = np.where(self.plant.linear, TRACKING_LIMIT_M, TRACKING_LIMIT_RAD)
+        self._off_target_steps = np.zeros(len(self.plant.actuators), dtype=np.int64)
         self._state_every = max(1, round(self.info.state_period_ms * 1000 / self._dt_us))
         self._counters_every = max(1, round(self.config.counters_period_s * 1e6 / self._dt_us))
         self._watchdog_us = self.info.watchdog_ms * 1000
@@ -465,6 +492,7 @@ class Emulator:
         self._last_seq = 0
         self._tx_seq = 0
         self._pending: deque[tuple[int, np.ndarray]] = deque()  # (due device time, targets)
+        self._target_measured = True  # the target was set from a measurement (D16.4)
         self._outbox: deque[tuple[float, bytes]] = deque()  # (release link time, bytes)
         self._last_release_s = float("-inf")
         self._now_s = 0.0
@@ -498,18 +526,26 @@ class Emulator:
         if not self.connected:
             self.counters["rx_bytes_while_disconnected"] += len(data)
             return
-        for frame in self.parser.feed(self.downlink.incoming(data), now_s):
+        self._act_on(self.parser.feed(self.downlink.incoming(data), now_s))
+
+    def _act_on(self, frames: list[Frame]) -> None:
+        for frame in frames:
             if not self.downlink.drop_frame():
                 self._dispatch(frame)
 
     def tick(self, now_s: float) -> None:
-        """One physics step at link time `now_s`: faults due, latency pipeline, watchdog,
-        physics, and a State (+ ObjectPose) when a state period has elapsed."""
+        """One physics step at link time `now_s`: faults due, a partial frame's timeout (R4:
+        on the clock, so frames behind a false header are acted on when the host falls
+        silent, an EStop among them), latency pipeline, watchdog, physics, and a State
+        (+ ObjectPose) when a state period has elapsed."""
         self._now_s = now_s
         self._run_schedule()
+        if self.connected:
+            self._act_on(self.parser.expire(now_s))
         self._apply_due_targets()
         self._check_watchdog()
         self._step_physics()
+        self._check_tracking()
         self._steps += 1
         if self._steps % self._state_every == 0:
             self._report()
@@ -600,6 +636,7 @@ class Emulator:
         self._write("reset_fault", seq=frame.seq, estop=self.estop, fault=self.fault)
         self.estop = self.fault = False
         if self.enabled:
+            self.plant.set_powered(True)  # a hand's TRACKING fault turned its torque off
             self._restart_holding("reset_fault")
         self._ack(frame, AckResult.OK)
 
@@ -625,12 +662,20 @@ class Emulator:
             self.counters[f"command_dropped_{latch}"] += 1
             self._log_command(frame, positions, reason=latch)
             return
-        reference = self.plant.servo_positions() if self.holding else self.targets
-        refusal = self.limits.refusal(positions, reference)
+        refusal = self.limits.refusal(positions, *self.command_reference())
         if refusal is not None:
             self._reject(frame, positions, *refusal)
             return
         self._accept(frame, positions)
+
+    def command_reference(self) -> tuple[np.ndarray, float]:
+        """What D16.4 measures a Command's jump from, and the margin it allows on top: a
+        target the device took from its measurement (a hold, Enable, ResetFault, SceneReset)
+        is known to the host only through a noisy State, so that noise is allowed."""
+        reference = self.plant.servo_positions() if self.holding else self.targets.copy()
+        if not self._target_measured:
+            return reference, 0.0
+        return reference, MEASUREMENT_MARGIN_STD * self.config.deviations.position_noise_std
 
     def _command_latch(self) -> str | None:
         """Why a Command cannot be accepted in this state (no Fault frame), or None."""
@@ -647,6 +692,7 @@ class Emulator:
     def _accept(self, frame: Frame, positions: np.ndarray) -> None:
         self.counters["command_accepted"] += 1
         self.targets = positions.copy()
+        self._target_measured = False
         self._last_valid_us, self._last_seq = self.device_time_us, frame.seq
         self.holding = False
         self._log_command(frame, positions)
@@ -673,6 +719,7 @@ class Emulator:
         """Targets := where the braked servos come to rest, now (cancels delayed targets)."""
         self._pending.clear()
         self.targets = self.plant.stopping_positions(self.limits.low, self.limits.high)
+        self._target_measured = True
         self.plant.hold(self.targets)
         self._write("hold", reason=reason, targets=_json_floats(self.targets))
 
@@ -725,19 +772,49 @@ class Emulator:
             self._hold("physics_diverged")
             self._send(Fault(FaultCode.INTERNAL, NO_JOINT, "emulator physics diverged; reset"))
 
+    def _check_tracking(self) -> None:
+        """D20: latch TRACKING when a servo stayed off its setpoint for TRACKING_MS."""
+        plant = self.plant
+        if not self.enabled or self.holding or self.estop or self.fault:
+            self._off_target_steps[:] = 0
+            return
+        off = np.abs(plant.setpoint - plant.servo_positions()) > self._tracking_limit
+        self._off_target_steps = np.where(off, self._off_target_steps + 1, 0)
+        channel = int(np.argmax(self._off_target_steps))
+        if self._off_target_steps[channel] * self._dt_us < TRACKING_MS * 1000:
+            return
+        name = self.info.command_names[channel]
+        error = float(plant.setpoint[channel] - plant.servo_positions()[channel])
+        text = f"{name} {error:+.3f} off its setpoint for {TRACKING_MS} ms"
+        self.fault = True
+        self.counters["tracking_faults"] += 1
+        self._write("tracking_fault", servo=name, error=error)
+        self._safe_state("tracking_fault")
+        self._send(Fault(FaultCode.TRACKING, channel, text))
+
+    def _safe_state(self, reason: str) -> None:
+        """D20: hold an arm that would fall under gravity, torque off for a hand."""
+        self._hold(reason)
+        if self.disabled_mode == "limp":
+            self.plant.set_powered(False)
+            self.plant.release_brake()
+
     def _report(self) -> None:
         t_us, dev = self.device_time_us, self.config.deviations
         plant = self.plant
+        # Efforts are the motors' torque: none while the torque is off (PROTOCOL.md State).
+        powered = self.enabled and not (self.fault and self.disabled_mode == "limp")
+        zeros = np.zeros(len(plant.actuators))
         state = State(
             t_us,
             self.status,
             self._last_seq,
             self._noisy(plant.joint_positions(), dev.position_noise_std),
             self._noisy(plant.joint_velocities(), dev.velocity_noise_std),
-            plant.joint_efforts(),
+            plant.joint_efforts() if powered else np.zeros(len(plant.io.joint_names)),
             self._noisy(plant.servo_positions(), dev.position_noise_std),
             self._noisy(plant.servo_velocities(), dev.velocity_noise_std),
-            plant.servo_efforts(),
+            plant.servo_efforts() if powered else zeros,
         )
         self._send(state)
         pose = plant.loop.object_pose()

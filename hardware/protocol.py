@@ -408,7 +408,7 @@ class Ack(Message):
 class FaultCode:
     WATCHDOG = 1  # no valid Command within watchdog_ms while enabled: holding
     COMMAND_REJECTED = 2  # a Command with a non-finite, out-of-limit or too-far target
-    TRACKING = 3  # a joint does not follow (stuck, blocked, over effort)
+    TRACKING = 3  # a servo far off its setpoint for 500 ms (seized, broken, blocked): D20
     ESTOP = 4
     LINK = 5  # nothing from the host for the link timeout: torque off / hold per device
     INTERNAL = 6
@@ -502,6 +502,9 @@ class FrameParser:
 
     frame_timeout_s: float = 0.05
     link_bytes_per_s: float = 100_000.0  # 1 Mbaud at 10 bits per byte
+    # The longest payload this side can be sent (a device: a Command for its channels): a
+    # head frame claiming more is a false header, given no longer to arrive (R4).
+    longest_payload: int = MAX_PAYLOAD
     counters: Counter[str] = field(default_factory=Counter)
     _buffer: bytearray = field(default_factory=bytearray)
     _partial_since_s: float | None = None
@@ -518,6 +521,11 @@ class FrameParser:
         if self._buffer and self._partial_since_s is None:
             self._partial_since_s = now_s
         return frames
+
+    def expire(self, now_s: float) -> list[Frame]:
+        """R4 on the clock: the frames a partial head frame's timeout releases by `now_s`
+        with no byte arriving (none, at once, when nothing is buffered)."""
+        return self.feed(b"", now_s) if self._buffer else []
 
     def reset(self) -> None:
         """Forget buffered bytes (after a reconnect)."""
@@ -546,7 +554,7 @@ class FrameParser:
         if len(self._buffer) < HEADER_SIZE:
             return HEADER_SIZE
         (length,) = struct.unpack_from("<H", self._buffer, 6)
-        return HEADER_SIZE + min(length, MAX_PAYLOAD) + CRC_SIZE
+        return HEADER_SIZE + min(length, self.longest_payload) + CRC_SIZE
 
     def _skip(self, count: int, reason: str) -> None:
         self.counters[reason] += 1

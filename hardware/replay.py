@@ -5,8 +5,11 @@ Run: `twinbridge replay out/pnp.mcap --episode 0 --video out/replay.mp4`
 Replay restores the episode's recorded start in the twin - the seeded reset the episode
 ran with, then the robot's joints, the object's pose and the goal as they were measured,
 so a recording of the real robot replays from its real start - and then applies, one
-control period at a time, the commands the robot actually applied (`joint_command_applied`:
-after safety clamping and e-stop holds, not what the operator asked for). It reports the
+control period at a time, the commands the robot was given: with the robot's actuation in
+the twin (the Fetch tasks' -v1), those that entered the driver's rate limiter
+(`joint_command`; the twin runs the limiter and the device's ramp itself, and holds where an
+e-stop held the robot), with ideal servos those the robot actually applied
+(`joint_command_applied`: after safety clamping and e-stop holds). It reports the
 divergence between the recorded and the replayed joint trajectories and object path, and
 whether the replayed episode ends as the recorded one did. A recording of the twin
 replays exactly (divergence ~1e-12 rad); of the emulator or a robot, it measures the gap
@@ -130,11 +133,14 @@ def _run(
     joints, objects, held, targets = [], [], 0, None
     if recorder is not None:
         recorder()
-    for row in episode.command_applied:
-        if np.isfinite(row).all():
-            targets = dict(zip(names, row.tolist(), strict=True))
+    for commanded, applied in zip(*_command_rows(loop, episode), strict=True):
+        if np.isfinite(commanded).all():
+            targets = dict(zip(names, commanded.tolist(), strict=True))
         else:
             held += 1
+            if np.isfinite(applied).all() and loop.twin.command_path is not None:
+                loop.twin.hold_command_path()  # the robot held (an e-stop): so does the path
+                targets = None
         if targets is not None:
             loop.apply(targets)
         loop.step()
@@ -144,6 +150,16 @@ def _run(
         pose = loop.object_pose()
         objects.append(pose.position_m if pose is not None else np.full(3, np.nan))
     return np.array(joints), np.array(objects), held
+
+
+def _command_rows(loop: TwinLoop, episode: RecordedEpisode) -> tuple[np.ndarray, np.ndarray]:
+    """What to feed the twin per period, and what the robot applied. A twin with the
+    robot's actuation runs the driver's rate limiter and the device's ramp itself
+    (sim/actuation.py), so it is fed the commands that entered them (`joint_command`), not
+    their output again; an ideal twin is fed what the robot applied."""
+    if loop.twin.command_path is None:
+        return episode.command_applied, episode.command_applied
+    return episode.command, episode.command_applied
 
 
 def _report(

@@ -35,6 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from sim.actuation import RateLimits, rate_limited_step
 from sim.errors import TwinbridgeError
 from sim.files import atomic_write
 
@@ -265,44 +266,6 @@ def check_finite_in_limits(positions: object, limits: JointLimits) -> np.ndarray
     return array
 
 
-def _braking_speed(distance: np.ndarray, accel: np.ndarray, period_s: float) -> np.ndarray:
-    """Largest step speed from which braking by accel·T per period stops within `distance`.
-
-    This is the discrete-time form of sqrt(2·a·d): with steps v, v - aT, v - 2aT, ... the
-    distance covered is v²/(2a) + vT/2 + up to aT²/8, so following sqrt(2·a·d) overshoots by
-    a few aT², and a target at a limit would then be clamped (a jump in Δ²q). Solving
-    T·Σ(v - i·aT) = d exactly keeps the limiter feasible, so it never overshoots.
-    """
-    unit = accel * period_s * period_s
-    steps = distance / unit  # distance in units of a·T²
-    m = np.maximum(np.ceil((np.sqrt(1.0 + 8.0 * steps) - 1.0) / 2.0), 1.0)
-    m = np.where(m * (m + 1) / 2 < steps, m + 1, m)  # fix rounding: (m-1)m/2 < steps ...
-    m = np.where((m > 1) & ((m - 1) * m / 2 >= steps), m - 1, m)  # ... <= m(m+1)/2
-    return (steps / m + (m - 1) / 2) * accel * period_s
-
-
-def _limited_step(
-    q: np.ndarray, v: np.ndarray, target: np.ndarray, limits: JointLimits, period_s: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """One period of the second-order rate limiter from (q, v) toward `target`.
-
-    Returns the new position and the velocity of the step actually taken. The position is
-    kept within the target range, or where it already was when it starts outside it (it is
-    never pulled back by a jump).
-    """
-    error = target - q
-    distance = np.abs(error)
-    braking = _braking_speed(distance, limits.acceleration_max, period_s)
-    speed = np.minimum(np.minimum(limits.velocity_max, braking), distance / period_s)
-    dv = limits.acceleration_max * period_s
-    v_new = np.clip(np.sign(error) * speed, v - dv, v + dv)
-    v_new = np.clip(v_new, -limits.velocity_max, limits.velocity_max)
-    low = np.maximum(np.minimum(limits.target_min, q), limits.position_min)
-    high = np.minimum(np.maximum(limits.target_max, q), limits.position_max)
-    q_new = np.clip(q + v_new * period_s, low, high)
-    return q_new, (q_new - q) / period_s
-
-
 class _Measured(NamedTuple):
     positions: np.ndarray
     velocities: np.ndarray
@@ -329,6 +292,10 @@ class SafetyLayer:
         self.limits = limits
         self.config = config
         self._clock = clock
+        self._rate = RateLimits(
+            limits.velocity_max, limits.acceleration_max, limits.target_min, limits.target_max,
+            limits.position_min, limits.position_max,
+        )  # fmt: skip
         self.counters: Counter[str] = Counter()
         self._command: _CommandState | None = None
         self._target: np.ndarray | None = None
@@ -524,7 +491,7 @@ class SafetyLayer:
     def _commit(self, target: np.ndarray, mode: str, reason: str) -> SafeCommand:
         """Rate-limit toward `target`, run the final check, and only then update the state."""
         command = self._require_command()
-        q, v = _limited_step(command.q, command.v, target, self.limits, self.config.period_s)
+        q, v = rate_limited_step(command.q, command.v, target, self._rate, self.config.period_s)
         try:
             check_finite_in_limits(q, self.limits)
         except UnsafeCommand as e:
@@ -657,6 +624,16 @@ class SafetyLayer:
         if any, stays."""
         self._command = None
         self.counters["resyncs"] += 1
+
+    def resync_to(self, positions: Sequence[float] | np.ndarray) -> None:
+        """The device refused a command and kept an earlier one's target: restart the
+        commanded trajectory from that target, at rest, still toward the current target. A
+        latch, if any, stays."""
+        q = _vector(positions, len(self.limits.names), "resync positions")
+        if np.all(np.isfinite(q)):
+            q = np.clip(q, self.limits.position_min, self.limits.position_max)
+            self._command = _CommandState(q, np.zeros_like(q))
+            self.counters["resyncs"] += 1
 
     def on_reconnect(self) -> None:
         """Start from the measured state again, ignoring targets from before the reconnect."""

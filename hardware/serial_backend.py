@@ -25,7 +25,7 @@ import contextlib
 import errno
 import os
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +44,7 @@ from hardware.interface import (
 )
 from hardware.plausibility import ImplausibleState, StatePlausibility
 from hardware.protocol import (
+    VERSION,
     Ack,
     AckResult,
     Command,
@@ -51,6 +52,7 @@ from hardware.protocol import (
     Enable,
     EStop,
     Fault,
+    FaultCode,
     FrameParser,
     Heartbeat,
     Hello,
@@ -65,6 +67,13 @@ from hardware.protocol import (
 from hardware.safety import SafetyConfig
 
 HEARTBEAT_PERIOD_S = 0.1
+# R13: at most 11 Command frames reach the device in any 100 ms (10 at 100 Hz, one more for
+# jitter). The host's window adds the device's 2 ms step and 2 ms of link jitter.
+COMMANDS_PER_WINDOW = 11
+COMMAND_WINDOW_S = 0.104
+# Commands kept by seq (H8): a State's last_command_seq names the device's target after a
+# refusal; 64 cover 0.64 s of Commands at 100 Hz, far more than any link delay.
+SENT_COMMANDS_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,10 @@ class SerialRobot(RobotInterface):
         self.device_clock = DeviceClock()
         self._last_tx_s = 0.0
         self._heartbeats = 0
+        self._command_times: deque[float] = deque(maxlen=COMMANDS_PER_WINDOW)
+        self._sent_commands: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._command_refused = False
+        self._last_state: State | None = None  # the newest plausible one
 
     @property
     def measurement_period_s(self) -> float:
@@ -157,19 +170,33 @@ class SerialRobot(RobotInterface):
         except HardwareError:
             self._close()
             raise
-        self.plausibility = StatePlausibility(self.info)
+        self._new_session(self.info)
+
+    def _new_session(self, info: DeviceInfo) -> None:
+        """Forget the previous session's States and Commands (a device that restarted knows
+        none of them)."""
+        self.plausibility = StatePlausibility(info)
         self._last_state_ns = self.clock_ns()
+        self._last_state, self._command_refused = None, False
+        self._sent_commands.clear()
 
     def _handshake(self, timeout_s: float) -> DeviceInfo:
         """Hello until DeviceInfo arrives; verify it is this robot (R11)."""
         deadline = time.monotonic() + timeout_s
         self.parser.reset()
+        other_versions = self.parser.counters["bad_version"]
         while time.monotonic() < deadline:
             self._transmit(Hello())
             found = self._wait_for(DeviceInfo, min(0.1, deadline - time.monotonic()))
             if found is not None:
                 self._verify(found)
                 return found
+        if self.parser.counters["bad_version"] > other_versions:  # PROTOCOL.md section 5
+            raise WrongDevice(
+                f"the device on {self.config.port} answers in another protocol version than "
+                f"{VERSION} (its frames were dropped as bad_version): update its firmware "
+                "or this host"
+            )
         raise ConnectionFailed(
             f"no DeviceInfo from {self.config.port} within {timeout_s} s: is a Twinbridge "
             f"protocol device ({self.tables.description.device_model}) connected, at "
@@ -244,7 +271,21 @@ class SerialRobot(RobotInterface):
         return self._fresh
 
     def _send(self, positions: np.ndarray) -> None:
-        self._transmit(Command(positions))
+        """One Command frame, unless COMMANDS_PER_WINDOW already went out within the last
+        COMMAND_WINDOW_S (R13): cycles delayed in this process (a write waiting for the
+        interpreter behind a flood of callbacks) next to on-time ones would otherwise put
+        12-13 frames into 100 ms at the device. A skipped target is superseded by the next
+        cycle's, 10 ms later, well within the device's 30 ms watchdog and jump rule."""
+        now = time.monotonic()
+        sent = self._command_times
+        if len(sent) == COMMANDS_PER_WINDOW and now - sent[0] < COMMAND_WINDOW_S:
+            self.counters["commands_paced"] += 1
+            return
+        sent.append(now)
+        seq = self._transmit(Command(positions))
+        self._sent_commands[seq] = np.array(positions, dtype=np.float64)
+        if len(self._sent_commands) > SENT_COMMANDS_KEPT:
+            self._sent_commands.popitem(last=False)
 
     # -- link ---------------------------------------------------------------------------
     def _heartbeat_if_quiet(self) -> None:
@@ -301,6 +342,9 @@ class SerialRobot(RobotInterface):
         elif isinstance(message, Fault):
             self.counters[f"device_fault_{message.code}"] += 1
             self.device_fault = message.message
+            if message.code == FaultCode.COMMAND_REJECTED and self._last_state is not None:
+                self._restart_from_device_target(self._last_state)  # now, and again at
+                self._command_refused = True  # the next State, which knows of later seqs
 
     def _on_state(self, state: State) -> None:
         if self.plausibility is None or self.info is None:
@@ -313,6 +357,10 @@ class SerialRobot(RobotInterface):
             return
         self._last_state_ns = self.clock_ns()
         self._follow_device_hold(bool(state.status & Status.HOLDING))
+        if self._command_refused:
+            self._command_refused = False
+            self._restart_from_device_target(state)
+        self._last_state = state
         if self.info.reports_object_pose:
             self._pending_state = state  # completed by its ObjectPose
         self._fresh = self._measurement(state, None)
@@ -325,6 +373,19 @@ class SerialRobot(RobotInterface):
             self.counters["device_watchdog_holds"] += 1
             self.safety.resync_to_measured()
         self._device_holding = holding
+
+    def _restart_from_device_target(self, state: State) -> None:
+        """After a refused Command (D17) the device keeps the target of the last Command it
+        accepted, which a State names: restart the commanded trajectory from there (from the
+        measurement while the device holds, or if that Command is no longer known), so the
+        next Commands step from the device's target instead of being refused one after
+        another from a target it never took (H8). Done when the Fault arrives (from the
+        newest State) and again at the next State, which knows of Commands in flight."""
+        accepted = self._sent_commands.get(state.last_command_seq)
+        if state.status & Status.HOLDING or accepted is None:
+            self.safety.resync_to_measured()
+        else:
+            self.safety.resync_to(accepted)
 
     def _on_object_pose(self, pose: ObjectPose) -> None:
         state = self._pending_state
@@ -413,8 +474,7 @@ class SerialRobot(RobotInterface):
         Ack while reconnecting must not stop the robot for good)."""
         if self.info is None:
             raise HardwareError(f"{self.config.port}: reconnected without a DeviceInfo")
-        self.plausibility = StatePlausibility(self.info)
-        self._last_state_ns = self.clock_ns()
+        self._new_session(self.info)
         if self.lifecycle is Lifecycle.ACTIVE:
             # A device that lost power forgot its latch; ours did not.
             self._enable_unless_estopped()

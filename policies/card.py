@@ -133,6 +133,10 @@ class ModelCard:
     reproduce_command: str = ""
     created_utc: str = ""
     compute_dtype: str = "float32"  # arithmetic inside the graph (I/O is float32 always)
+    # The command path it was trained with (sim.actuation.ActuationConfig fields); a card
+    # without one (older policies) was trained with the ideal servos (`ideal_actuation`).
+    actuation: dict[str, Any] = field(default_factory=dict)
+    randomization: dict[str, Any] = field(default_factory=dict)  # its training's YAML form
     format_version: int = CARD_FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -172,6 +176,12 @@ class ModelCard:
             shape = (1, state.size)
             ok = self.inputs[i].shape == shape and self.outputs[i].shape == shape
             _require(ok, f"recurrent[{i - 1}]", f"{state.input}/{state.output} must be {shape}")
+
+    @property
+    def actuation_model(self) -> str:
+        """ "robot" when trained on the robot's command path, else "ideal" (also for a card
+        from before cards recorded it: those policies were trained on ideal servos)."""
+        return str(self.actuation.get("model", "ideal"))
 
     @property
     def observation_size(self) -> int:
@@ -269,8 +279,12 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "reproduce_command": str,
     "created_utc": str,
     "compute_dtype": str,
+    "actuation": dict,
+    "randomization": dict,
 }
-_OPTIONAL = frozenset({"metrics", "reproduce_command", "created_utc", "compute_dtype"})
+_OPTIONAL = frozenset(
+    {"metrics", "reproduce_command", "created_utc", "compute_dtype", "actuation", "randomization"}
+)
 _ITEM_TYPES: dict[str, type] = {
     "observation": FieldSpec,
     "action": ActionField,

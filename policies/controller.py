@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import ArrayLike
 
-from policies.card import SCRIPTED_POLICY
+from policies.card import SCRIPTED_POLICY, ModelCard
 from policies.errors import PolicyError
 from policies.observation import task_info
 from policies.runtime import PolicyRunner
@@ -197,6 +197,7 @@ class PolicyController:
         if reason:
             if reason != "no_new_state":  # waiting for the next state is not a hold
                 self.counters[f"hold_{reason}"] += 1
+                self.mirror.hold()
             return Decision(None, stamp, reason)
         if self._state is None or self._goal is None:  # unreachable: _hold_reason checks
             return Decision(None, stamp, "waiting_for_inputs")
@@ -271,6 +272,35 @@ def check_policy_for_task(policy: str | Path, task: str) -> None:
             f"{policy}: runs at {card.control_rate_hz} Hz (its card), but {task} steps at "
             f"{rate_hz} Hz; give a policy trained at {rate_hz} Hz"
         )
+
+
+ALLOW_IDEAL_FLAG = "--allow-ideal-actuation"
+
+
+def check_policy_for_hardware(policy: str | Path, allow_ideal: bool = False) -> str:
+    """Refuse, before a robot moves, a policy trained for servos the robot does not have:
+    its card's `actuation.model` must be "robot" (sim/actuation.py). A card without the
+    field predates it: its policy was trained on ideal servos, and the message says so.
+    Returns a warning line when `allow_ideal` lets one through, else ""."""
+    if str(policy) == SCRIPTED_POLICY:
+        return ""
+    card = ModelCard.load(Path(policy).with_suffix(".json"))
+    if card.actuation_model == "robot":
+        return ""
+    recorded = (
+        "has no actuation field (older cards: ideal)"
+        if not card.actuation
+        else (f"has actuation.model {card.actuation_model!r}")
+    )
+    message = (
+        f"{policy}: its card {recorded}: it was trained on servos that follow their target "
+        "at once, not on the robot's speed-limited command path, and loses most of its "
+        f"success on hardware; train it on the task's robot actuation (its -v1 task), or "
+        f"pass {ALLOW_IDEAL_FLAG} to run it anyway"
+    )
+    if not allow_ideal:
+        raise PolicyMismatchError(message)
+    return f"warning: {message.split(';')[0]}; running it because of {ALLOW_IDEAL_FLAG}"
 
 
 def _check_layout(runner: PolicyRunner, mirror: TaskMirror, path: str | Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from policies.card import ActionField, FieldSpec
+from sim.actuation import actuation_of
 from sim.tasks import get_task_spec, task_class
 from sim.tasks.base import Task
 
@@ -62,6 +63,7 @@ class TaskInfo:
     control_rate_hz: float
     observation: tuple[FieldSpec, ...]
     action: tuple[ActionField, ...]
+    actuation: dict[str, Any]  # the env's sim.actuation config (model "robot" or "ideal")
 
     def card_fields(self) -> dict[str, Any]:
         """The task half of a `ModelCard`: every exporter fills it the same way."""
@@ -89,6 +91,7 @@ def task_info(task_name: str) -> TaskInfo:
         control_rate_hz=rate_hz,
         observation=tuple(observation_spec(task_name)),
         action=tuple(action),
+        actuation=actuation_of(spec.actuation).to_dict(),
     )
 
 

@@ -96,6 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="with --hardware emulator: its deviations and faults (hardware/config/*.yaml)",
     )
+    add_allow_ideal_argument(parser)
     parser.add_argument("--config", type=Path, default=SIM_CONFIG, help="parameter YAML")
     parser.add_argument("--log-dir", type=Path, default=Path("out/sim-logs"), help="node logs")
     add_view_arguments(parser)
@@ -124,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
     domain = args.domain_id if args.domain_id is not None else _env_domain()
     _check_hardware_flags(args)
     args.log_dir.mkdir(parents=True, exist_ok=True)
+    policy = _policy_path(args)
+    _check_policy_task(policy, args.task, args.policy is not None)
+    if args.hardware != "twin":
+        check_hardware_policy(policy, args.allow_ideal_actuation)
     emulator = _start_emulator(args) if args.hardware == "emulator" else None
     try:
         return _run_graph(args, domain, emulator)
@@ -134,7 +139,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_graph(args: argparse.Namespace, domain: int, emulator: Emulated | None) -> int:
     overrides = _overrides(args, emulator)
-    _check_policy_task(overrides["policy_node"]["policy_path"], args.task, args.policy is not None)
     nodes = SIM_NODES if emulator is None else EMULATOR_NODES
     launches = plan(nodes, args.config, overrides)
     try:
@@ -325,6 +329,25 @@ def _check_policy_task(policy_path: str, task: str, given: bool = True) -> None:
             "(uniform random actions) or --policy scripted (the Fetch tasks)"
         )
     check_policy_for_task(path if path.exists() else policy_path, task)
+
+
+def check_hardware_policy(policy_path: str, allow_ideal: bool) -> None:
+    """Refuse a policy trained on ideal servos before a robot (or its emulator) starts;
+    with `allow_ideal` say once that it runs anyway."""
+    from policies.controller import check_policy_for_hardware
+
+    path = policy_path if policy_path == SCRIPTED_POLICY else resolve_data_path(policy_path)
+    warning = check_policy_for_hardware(path, allow_ideal)
+    if warning:
+        print(warning, file=sys.stderr)
+
+
+def add_allow_ideal_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-ideal-actuation", action="store_true",
+        help="run a policy on hardware although its card says it was trained on ideal servos "
+        "(card field actuation.model); it will likely fail there",
+    )  # fmt: skip
 
 
 def _start(

@@ -19,7 +19,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ros_ws.bringup import _check_policy_task, _policy_task, supervise
+from ros_ws.bringup import (
+    _check_policy_task,
+    _policy_task,
+    add_allow_ideal_argument,
+    check_hardware_policy,
+    supervise,
+)
 from ros_ws.bringup_plan import ROBOT_CONFIG, ROBOT_NODES, plan
 from ros_ws.contract import check_goal_fits
 from ros_ws.discovery import default_domain_id, lint_environment, sim_environment
@@ -37,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--episodes", type=int, default=0, help="episodes (0: until Ctrl-C)")
     parser.add_argument("--seed", type=int, default=0, help="episode k uses seed + k")
+    add_allow_ideal_argument(parser)
     parser.add_argument("--config", type=Path, default=ROBOT_CONFIG, help="parameter YAML")
     parser.add_argument("--host-only", action="store_true", help="keep DDS on this host")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID")
@@ -52,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
     args.task = args.task or get_robot(args.robot).default_task
     check_goal_fits(args.task)
     overrides = _overrides(args)
-    _check_policy_task(overrides["policy_node"]["policy_path"], args.task, args.policy is not None)
+    policy = overrides["policy_node"]["policy_path"]
+    _check_policy_task(policy, args.task, args.policy is not None)
+    check_hardware_policy(policy, args.allow_ideal_actuation)
     launches = plan(ROBOT_NODES, args.config, overrides)
     args.log_dir.mkdir(parents=True, exist_ok=True)
     return supervise(args, launches, _environment(args))

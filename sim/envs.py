@@ -23,6 +23,8 @@ Importing this module registers the Gymnasium ids `twinbridge/<Task>-v0` (`regis
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +33,9 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
+from sim.actuation import ActuationConfig, CommandPath, actuation_of
 from sim.errors import ControlError
+from sim.robot_io import RobotIO
 from sim.tasks import TASKS, TaskSpec, get_task_spec, task_class
 from sim.tasks.base import Task
 from sim.twin import Twin
@@ -60,6 +64,7 @@ class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         camera: str | int = -1,
         privileged_state: bool = False,
         randomization: RandomizationConfig | str | Path | None = None,
+        actuation: ActuationConfig | str | Mapping[str, Any] | None = None,
     ):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(
@@ -68,6 +73,10 @@ class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.task = task
         self.twin = Twin.load(task.robot, task.scene)
         self.task.bind(self.twin)
+        self.actuation = actuation_of(actuation)
+        if self.actuation.model == "robot":
+            path = CommandPath.for_robot(task.robot, self.model.opt.timestep, self.actuation)
+            self.twin.use_command_path(path, RobotIO.of(task.robot, self.twin).actuator_ids)
         self.render_mode = render_mode
         self._render_size = (width, height)
         self._camera = camera
@@ -119,6 +128,7 @@ class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         randomizer = self.randomizer
         values = self._randomize(randomizer, seed, options) if randomizer is not None else None
         self.goal = np.asarray(self.task.reset(self.twin, self.np_random), dtype=np.float64)
+        self.twin.reset_command_path(seed)
         obs = self._observe()
         if randomizer is not None:
             obs["observation"] = randomizer.begin_episode(obs["observation"])
@@ -232,7 +242,7 @@ def _randomizer(
 
 def make_env(task: str, render_mode: str | None = None, **kwargs: Any):
     """Gymnasium entry point: build a TwinGoalEnv for the Task class at path `task`."""
-    env_keys = {"width", "height", "camera", "privileged_state", "randomization"}
+    env_keys = {"width", "height", "camera", "privileged_state", "randomization", "actuation"}
     env_kwargs = {k: v for k, v in kwargs.items() if k in env_keys}
     task_kwargs = {k: v for k, v in kwargs.items() if k not in env_keys}
     return TwinGoalEnv(task_class(task)(**task_kwargs), render_mode=render_mode, **env_kwargs)
@@ -246,7 +256,11 @@ def register_all() -> None:
         gym.register(
             id=gym_id,
             entry_point="sim.envs:make_env",
-            kwargs={"task": specs[0].task_class, **_shared_kwargs(specs)},
+            kwargs={
+                "task": specs[0].task_class,
+                "actuation": specs[0].actuation,
+                **_shared_kwargs(specs),
+            },
             max_episode_steps=specs[0].max_episode_steps,
         )
 
@@ -274,7 +288,9 @@ def make_task_env(name: str, **kwargs: Any) -> gym.Env:
     """`gymnasium.make` by CLI task name, with the task's variant arguments filled in."""
     spec = get_task_spec(name)
     register_all()
-    return gym.make(spec.gym_id, **{**spec.kwargs, **kwargs})
+    with warnings.catch_warnings():  # a -v0 parity task is old on purpose
+        warnings.filterwarnings("ignore", "The environment .* is out of date", DeprecationWarning)
+        return gym.make(spec.gym_id, **{**spec.kwargs, **kwargs})
 
 
 register_all()

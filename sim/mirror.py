@@ -69,6 +69,11 @@ class TaskMirror:
         self._last_pose = None
         self._targets_from_measured = True
 
+    def hold(self) -> None:
+        """The robot was held (e-stop, stale input): the next command restarts the targets from
+        where the robot is, not from a target it was never sent toward."""
+        self._targets_from_measured = True
+
     def update(
         self,
         positions: ArrayLike,
@@ -96,6 +101,7 @@ class TaskMirror:
             ids = self.io.actuator_ids
             resting = data.actuator_length[ids]
             data.ctrl[ids] = np.clip(resting, self._target_low, self._target_high)
+            self.task.restart_targets(self.twin)
             self._targets_from_measured = False
 
     def _write_object(self, pose: ObjectPose) -> None:

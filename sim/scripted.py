@@ -16,6 +16,10 @@ import numpy as np
 from sim.errors import UnknownNameError
 
 GRIP, OBJECT, FINGERS = slice(0, 3), slice(3, 6), slice(9, 11)
+FINGER_VELOCITIES = slice(23, 25)  # gripper_vel (x dt) in an object task's observation
+# Observation lengths of Gymnasium-Robotics' layout; the next three values are the target_lead
+# of a task whose actions move the arm's target (sim/tasks/fetch.py, action_moves="target").
+REACH_OBS, OBJECT_OBS = 10, 25
 
 
 @dataclass(frozen=True)
@@ -23,12 +27,14 @@ class ScriptedConfig:
     """Gains and clearances of the scripted controller (lengths in metres)."""
 
     gain_per_m: float = 12.0  # action per metre of position error (0.05 m step per unit)
+    step_m: float = 0.05  # the task's target displacement per unit action and control step
     hover_height_m: float = 0.07  # above the object while approaching it
     aligned_m: float = 0.012  # horizontal error at which descending starts
     push_standoff_m: float = 0.06  # gripper centre behind the object centre when pushing
     push_lateral_tolerance_m: float = 0.03  # off the push line: back off and realign
     push_speed: float = 0.5  # action magnitude while pushing (2.5 cm per step)
-    grasp_close_steps: int = 6  # control steps the gripper squeezes before lifting
+    grasp_close_steps: int = 6  # control steps the gripper squeezes at least before lifting
+    grasp_settled_m: float = 0.0005  # ... and until its opening changes less than this a step
     grasp_height_m: float = 0.0  # gripper site relative to the object centre when grasping
     done_m: float = 0.015  # stop pushing once the object is this close to the goal
     slide_speed_gain: float = 1.6  # slide: strike speed (action) per metre to the goal
@@ -61,6 +67,11 @@ class ScriptedFetchPolicy:
             action = self._pick_and_place(o, goal)
         else:
             action = self._push(o, goal, slide=self.task_name == "fetch-slide")
+        base = REACH_OBS if self.task_name == "fetch-reach" else OBJECT_OBS
+        if len(o) > base:
+            # The behaviours place the target relative to the gripper; this task's action moves
+            # the target from where it is (target_lead ahead of the lagging gripper).
+            action[:3] -= o[base : base + 3] / self.config.step_m
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
     # -- behaviours --------------------------------------------------------------------
@@ -92,8 +103,9 @@ class ScriptedFetchPolicy:
             return self._move(grip, grasp, 1.0)
         if self._phase == "close":
             self._closed_steps += 1
-            if self._closed_steps >= cfg.grasp_close_steps:
-                self._phase = "carry"
+            closing = float(np.sum(np.abs(o[FINGER_VELOCITIES])))  # m per control step
+            if self._closed_steps >= cfg.grasp_close_steps and closing < cfg.grasp_settled_m:
+                self._phase = "carry"  # the fingers stopped on the block (a slow gripper too)
             return self._move(grip, grasp, -1.0)
         if np.linalg.norm(grip - obj) > 0.05:  # dropped it: start over
             self.reset()

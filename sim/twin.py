@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import Any, cast
 
 import mujoco
 import numpy as np
 
+from sim.actuation import CommandPath
 from sim.errors import ControlError, PhysicsError, StateError, UnknownNameError
 from sim.robots.models import load_model
 
@@ -46,6 +48,9 @@ class Twin:
         self._warning_counts = self.data.warning  # a live view, read after every step
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self.clipped_controls = 0  # count of control values MuJoCo would clamp to ctrlrange
+        self._path: CommandPath | None = None
+        self._path_ids = np.zeros(0, dtype=np.intp)
+        self._path_ctrl: np.ndarray | None = None
         mujoco.mj_forward(model, self.data)
 
     @classmethod
@@ -141,7 +146,10 @@ class Twin:
             self.set_ctrl(ctrl)
         elif not math.isfinite(sum(self.data.ctrl.tolist())):
             self.set_ctrl(self.data.ctrl)  # raises with the actuator names
-        mujoco.mj_step(self.model, self.data, nstep)
+        if self._path is None:
+            mujoco.mj_step(self.model, self.data, nstep)
+        else:
+            self._step_through_path(nstep)
         self._steps += nstep
         # Summing a list of the few warning counters costs ~0.2 us (array ops cost ~1.4).
         if sum(self._warning_counts.number.tolist()) != self._warnings_seen:
@@ -180,6 +188,54 @@ class Twin:
         return self._joint_names[owners[-1]] if owners.size else "unknown"
 
     # -- full state, for replay and resets -----------------------------------------------
+    # -- the robot's command path (sim/actuation.py) -------------------------------------
+    @property
+    def command_path(self) -> CommandPath | None:
+        """The robot's actuation between `data.ctrl` and the servos, or None (ideal)."""
+        return self._path
+
+    def use_command_path(self, path: CommandPath | None, actuator_ids: np.ndarray) -> None:
+        """From now on the actuators `actuator_ids` (the path's order) follow `path`: ctrl
+        holds the commanded targets, and each physics step sets the servo setpoints from
+        the path, restoring the targets after the step. None: the ideal servos again."""
+        ids = np.asarray(actuator_ids, dtype=np.intp)
+        self._path, self._path_ids = path, ids
+        contiguous = ids.size and np.array_equal(ids, np.arange(ids[0], ids[0] + ids.size))
+        self._path_ctrl = self.data.ctrl[ids[0] : ids[0] + ids.size] if contiguous else None
+
+    def reset_command_path(self, seed: int | None = None) -> None:
+        """Start the path at rest where the actuators are (a new episode); no-op if ideal."""
+        if self._path is not None:
+            self._path.reset(self.data.actuator_length[self._path_ids], seed)
+
+    def hold_command_path(self) -> None:
+        """Stop the path where the actuators are now (an e-stop's hold); no-op if ideal."""
+        if self._path is not None:
+            self._path.hold(self.data.actuator_length[self._path_ids])
+
+    def _step_through_path(self, nstep: int) -> None:
+        """`nstep` physics steps with the servo setpoints of the command path: one `mj_step`
+        call per run of equal setpoints (the ramp changes them while a servo moves)."""
+        model, data, ids, view = self.model, self.data, self._path_ids, self._path_ctrl
+        path = cast(CommandPath, self._path)  # `step` calls this only with a path
+        commanded = data.ctrl[ids]
+        rows = path.setpoints(commanded, nstep)
+        starts = path.starts
+        runs = _compiled_runs() if view is not None else None
+        if runs is not None:  # the same steps, without a Python call per run
+            first = int(ids[0])
+            runs(model._address, data._address, data.ctrl, first, rows, path.start_rows, nstep)
+            data.ctrl[ids] = commanded
+            return
+        step = mujoco.mj_step
+        for start, end in zip(starts, [*starts[1:], nstep], strict=True):
+            if view is not None:
+                view[:] = rows[start]
+            else:
+                data.ctrl[ids] = rows[start]
+            step(model, data, end - start)
+        data.ctrl[ids] = commanded
+
     def get_state(self) -> np.ndarray:
         """The full integration state; `set_state` of it continues bit-exactly."""
         state = np.empty(mujoco.mj_stateSize(self.model, STATE_SPEC))
@@ -249,3 +305,41 @@ def _names(model: mujoco.MjModel, kind: mujoco.mjtObj, count: int) -> tuple[str,
 def _check_name(kind: str, name: str, valid: tuple[str, ...]) -> None:
     if name not in valid:
         raise UnknownNameError(kind, name, valid)
+
+
+_RUNS: list[Any] = []
+
+
+def _compiled_runs() -> Any:
+    """A compiled loop over a command path's runs of equal setpoints that calls MuJoCo's
+    own `mj_step` (libmujoco, through ctypes) once per physics step: the same steps as
+    `mujoco.mj_step` from Python, without the interpreter between them. None where the
+    library is not found (the Python loop runs instead)."""
+    if not _RUNS:
+        _RUNS.append(_build_runs())
+    return _RUNS[0]
+
+
+def _build_runs() -> Any:
+    import ctypes
+    from pathlib import Path
+
+    library = Path(mujoco.__file__).parent / f"libmujoco.so.{mujoco.__version__}"
+    if not library.exists():
+        return None
+    import numba
+
+    step = ctypes.CDLL(str(library)).mj_step
+    step.argtypes, step.restype = [ctypes.c_size_t, ctypes.c_size_t], None
+
+    @numba.njit
+    def runs(model, data, ctrl, first, rows, starts, nstep):  # pragma: no cover - compiled
+        count = len(starts)
+        for r in range(count):
+            end = starts[r + 1] if r + 1 < count else nstep
+            for j in range(rows.shape[1]):
+                ctrl[first + j] = rows[starts[r], j]
+            for _ in range(end - starts[r]):
+                step(model, data)
+
+    return runs

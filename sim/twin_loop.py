@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.actuation import ActuationConfig
 from sim.contract.command_rules import CommandRejected, CommandRules, check_episode
 from sim.contract.episode_gate import EpisodeGate, ResetPlan
 from sim.contract.samples import JointStateSample, ObjectPose
@@ -28,10 +29,11 @@ _FREE = 0  # mujoco.mjtJoint.mjJNT_FREE
 class TwinLoop:
     """A task's twin stepped per control period, commanded by position targets."""
 
-    def __init__(self, task: str, seed: int = 0):
+    def __init__(self, task: str, seed: int = 0, actuation: ActuationConfig | str | None = None):
         spec = get_task_spec(task)
         self.task_name = task
-        self.env = make_env(spec.task_class, **spec.kwargs)
+        actuation = actuation or spec.actuation  # the emulator's device ramps by itself
+        self.env = make_env(spec.task_class, actuation=actuation, **spec.kwargs)
         self.twin, self.task = self.env.twin, self.env.task
         self.io = RobotIO.of(self.task.robot, self.twin)
         self.control_period_s = self.env.dt
@@ -112,7 +114,11 @@ class TwinLoop:
 
     def applied_targets(self) -> np.ndarray:
         """The targets the actuators act on, in `io.command_names` order: the commanded
-        ones after MuJoCo's control-range clamp, or the hold positions under an e-stop."""
+        ones after MuJoCo's control-range clamp, or the hold positions under an e-stop; with
+        the robot's actuation, what its driver sends (the rate limiter's newest command)."""
+        path = self.twin.command_path
+        if path is not None and not self.estopped:
+            return path.sent
         ranges = self.twin.model.actuator_ctrlrange[self.io.actuator_ids]
         return np.clip(self.twin.data.ctrl[self.io.actuator_ids], ranges[:, 0], ranges[:, 1])
 
@@ -153,10 +159,12 @@ class TwinLoop:
         }
 
     def _hold(self) -> None:
-        """Targets := where each actuator is now (position servos then hold still)."""
+        """Targets := where each actuator is now (position servos then hold still); the
+        robot's command path stops there too, dropping what is in flight."""
         data, model = self.twin.data, self.twin.model
         low, high = model.actuator_ctrlrange[:, 0], model.actuator_ctrlrange[:, 1]
         data.ctrl[:] = np.clip(data.actuator_length, low, high)
+        self.twin.hold_command_path()
 
     def overlay(self) -> Overlay:
         """The current state as a video frame's text: episode, control periods since its

@@ -43,7 +43,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 ROOT = Path(__file__).resolve().parents[1]
 NS = "/fetch"
 RATE_HZ = 25.0  # the README: Fetch control rate
-EPISODE_S = 2.0  # fetch-push: 50 control steps
+EPISODE_S = 4.0  # fetch-push: 100 control steps at 25 Hz
 SEED = 100
 # The README's QoS for joint_states / joint_command: reliable, keep last 5, deadline and
 # liveliness lease of 3 periods (a publisher without them is refused by the robot).

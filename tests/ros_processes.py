@@ -90,7 +90,6 @@ class Client:
         self.node = rclpy.create_node(name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self._service_clients: dict[str, Any] = {}
 
     def close(self) -> None:
         self.executor.shutdown()
@@ -118,12 +117,7 @@ class Client:
         return received
 
     def call(self, srv_type: type, name: str, request: Any, timeout_s: float = 10.0) -> Any:
-        """One service call. The client is kept per service: a client created just before its
-        request can see the service ready before the server has matched its reply reader, and
-        Fast DDS then drops the reply (seen in CI on a loaded machine)."""
-        client = self._service_clients.get(name)
-        if client is None:
-            client = self._service_clients[name] = self.node.create_client(srv_type, name)
+        client = self.node.create_client(srv_type, name)
         self.wait_for(client.service_is_ready, timeout_s, f"service {name}")
         future = client.call_async(request)
         self.wait_for(future.done, timeout_s, f"answer of {name}")

@@ -14,6 +14,7 @@ subprocess with stdin from /dev/null.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,34 @@ CASES = {
         ["rollout", "--policy", "{tmp}/cardless.onnx"],
         "cardless.onnx",
         "its model card cardless.json is missing",
+    ),
+    "ideal policy on the emulator": (
+        [
+            "sim",
+            "--task",
+            "fetch-push-v0",
+            "--hardware",
+            "emulator",
+            "--policy",
+            "{tmp}/ideal.onnx",
+        ],
+        "actuation.model 'ideal'",
+        "--allow-ideal-actuation",
+    ),
+    "policy from before actuation on a robot": (
+        [
+            "robot",
+            "--robot",
+            "fetch",
+            "--task",
+            "fetch-push-v0",
+            "--port",
+            "{tmp}/notbag.mcap",
+            "--policy",
+            "{tmp}/older.onnx",
+        ],
+        "no actuation field (older cards: ideal)",
+        "--allow-ideal-actuation",
     ),
     "unknown policy name": (
         ["rollout", "--policy", "scriptd"],
@@ -265,7 +294,22 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (folder / name).parent.mkdir(exist_ok=True)
         (folder / name).write_text(text)
     _one_episode_bag(folder / "one.mcap")
+    _ideal_policies(folder)
     return folder
+
+
+def _ideal_policies(folder: Path) -> None:
+    """A policy of the ideal-servo task, and the same with a card from before cards
+    recorded the actuation."""
+    from policy_fixtures import linear_model, task_dims, write_policy
+
+    model = linear_model(*task_dims("fetch-push-v0"))
+    unused = [i for i in model.graph.initializer if i.name == "zero"]  # (for its nan variant)
+    model.graph.initializer.remove(unused[0])  # onnxruntime would warn on stderr
+    for name in ("ideal", "older"):
+        write_policy(folder / f"{name}.onnx", model, "fetch-push-v0")
+    card = folder / "older.json"
+    card.write_text(re.sub(r',\n  "actuation": \{[^}]*\}', "", card.read_text()))
 
 
 def _one_episode_bag(path: Path) -> None:

@@ -31,6 +31,7 @@ from policies.training.her.td3 import Td3Agent
 from policies.training.her.trainer import HerSacTrainer
 from policies.training.loop import run_training
 from sim.envs import make_task_env
+from sim.tasks import get_task_spec
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "demonstrations.py"
 TASK = "fetch-pick-and-place"
@@ -268,8 +269,9 @@ def test_behaviour_cloning_pulls_the_actor_toward_demo_actions(agent_class: type
 def test_training_with_demos_logs_bc_and_q_filter(demos_dir: Path, tmp_path: Path) -> None:
     config = HerSacConfig(**TINY, total_env_steps=400, demonstrations_dir=str(demos_dir))
     trainer = HerSacTrainer(config)
-    assert trainer.demos is not None and len(trainer.demos) == 4 * 50
-    assert float(trainer.normalizer.count[0]) == 4 * 50  # demo inputs are in the statistics
+    steps = get_task_spec(TASK).max_episode_steps
+    assert trainer.demos is not None and len(trainer.demos) == 4 * steps
+    assert float(trainer.normalizer.count[0]) == 4 * steps  # demo inputs are in the statistics
     try:
         row = run_training(trainer, tmp_path / "run")
     finally:
@@ -332,19 +334,25 @@ def test_bench_runs_both_sides_and_reports(
     bench: ModuleType, demos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "results.json"
+    batch = bench.SETTINGS["num_envs"] * get_task_spec(TASK).max_episode_steps
     argv = ["--demos", str(demos_dir), "--runs", str(tmp_path / "runs"), "--total-env-steps",
-            "400", "--eval-every", "200", "--eval-episodes", "2", "--warmup-env-steps", "200",
+            str(2 * batch), "--eval-every", str(batch), "--eval-episodes", "2",
+            "--warmup-env-steps", "200",
             "--results", str(out), "--png", str(tmp_path / "c.png"), "--no-progress"]  # fmt: skip
     assert bench.main(argv) == 0
     report = json.loads(out.read_text())
     assert set(report["sides"]) == {"baseline", "demos"}
     demos = report["sides"]["demos"]
     assert demos["demonstrations"]["generated_in_process"] is True
-    assert [p["env_steps"] for p in demos["curve"]] == [200, 400]
+    assert [p["env_steps"] for p in demos["curve"]] == [batch, 2 * batch]
     assert (tmp_path / "c.png").stat().st_size > 0
     table = capsys.readouterr().out
     assert "| baseline | none |" in table and "4 generated" in table
-    assert "not reached within 400" in table or "| 200 |" in table or "| 400 |" in table
+    assert (
+        f"not reached within {2 * batch}" in table
+        or f"| {batch} |" in table
+        or (f"| {2 * batch} |" in table)
+    )
     assert bench.main([*argv, "--report-only"]) == 0  # finished runs are reused, not retrained
     assert bench.main([*argv[2:], "--demos", str(tmp_path)]) == 2  # not a dataset
     assert "meta.json missing" in capsys.readouterr().err

@@ -15,6 +15,7 @@ import json
 import os
 import select
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -38,6 +39,7 @@ from hardware.faults import (
 )
 from hardware.protocol import (
     NO_JOINT,
+    SYNC,
     Ack,
     AckResult,
     Command,
@@ -55,6 +57,7 @@ from hardware.protocol import (
     SceneReset,
     State,
     Status,
+    crc8,
     encode_frame,
 )
 from hardware.pty_link import PtyLink
@@ -760,3 +763,115 @@ def test_emulate_unplugs_and_replugs_behind_its_symlink(tmp_path: Path) -> None:
         assert _stop(proc) == 0
     events = [json.loads(line)["event"] for line in (tmp_path / "log.jsonl").open()]
     assert events.count("reconnect") == 1
+
+
+# -- issue 18: what an independent host ran into -------------------------------------------------
+def test_one_false_header_never_trips_the_watchdog() -> None:
+    """PROTOCOL.md R4: a header with a valid CRC-8 claiming 1024 bytes, right after a
+    Command, holds back the Commands behind it for 10 ms + a Command's transfer time at
+    most: less than the 30 ms watchdog. (With the host's 50 ms + 10.35 ms it tripped, 3 of
+    3, for an independent host.)"""
+    host = enabled_host()
+    start = host.last_state().servo_positions
+    for k in range(20):
+        host.send(Command(start))
+        if k == 5:
+            header = struct.pack("<BBHH", 1, Command.TYPE, 999, 1024)
+            host.device.receive(SYNC + header + bytes([crc8(header)]), host.t)
+        host.run(5)
+    assert host.device.counters["watchdog_trips"] == 0
+    assert host.device.parser.counters["partial_timeout"] >= 1
+    assert len([c for c in commands(host.device) if c["accepted"]]) == 20
+
+
+def test_an_estop_behind_a_false_header_is_acted_on_while_the_host_is_silent() -> None:
+    """R4's timeout runs on the device's clock, not on the next byte: a false header, then
+    an EStop, then silence: the EStop is acknowledged and latched within 12 ms. (An
+    independent host measured it held for > 500 ms, until its next Heartbeat.)"""
+    host = enabled_host()
+    header = struct.pack("<BBHH", 1, Command.TYPE, 999, 33)
+    host.device.receive(SYNC + header + bytes([crc8(header)]), host.t)
+    seq = host.send(EStop())
+    steps = round(0.012 / host.device.timestep_s)
+    acks = [a for a in host.messages(Ack, host.run(steps)) if a.acked_seq == seq]
+    assert [a.result for a in acks] == [AckResult.OK]
+    host.run(round(0.012 / host.device.timestep_s))  # the next State reports the latch
+    assert host.last_state().status & Status.ESTOP
+    assert host.device.parser.counters["partial_timeout"] >= 1
+
+
+def test_a_first_command_copied_from_a_noisy_state_is_accepted() -> None:
+    """D16.4: after Enable the device's target is its own measurement, which the host sees
+    only through a State with noise (2 mm here, fetch-hard's): the first Command, the
+    State's clamped servo positions, is accepted 40 times of 40 (the gripper's allowed jump
+    alone, 1.5 mm, refused an independent host's 12 times in 80 on fetch-hard)."""
+    noisy = Deviations.from_mapping({"position_noise_std": 0.002})
+    host = enabled_host(config=EmulatorConfig(deviations=noisy))
+    limits = host.device.limits
+    for _ in range(40):
+        assert host.request(Enable(False)).result == AckResult.OK
+        assert host.request(Enable(True)).result == AckResult.OK
+        host.run(6)
+        first = np.clip(host.last_state().servo_positions, limits.low, limits.high)
+        host.send(Command(first))
+        host.run(2)
+    decided = commands(host.device)[-40:]
+    assert [c["accepted"] for c in decided] == [True] * 40, decided
+
+
+def test_a_servo_far_off_its_setpoint_for_500_ms_latches_tracking() -> None:
+    """D20: a seized joint commanded 0.5 rad away faults after 500 ms (and not before); the
+    device holds and says which servo."""
+    host = enabled_host()
+    host.device.plant.seize(1)  # shoulder_lift
+    target = host.last_state().servo_positions.copy()
+    for _ in range(20):  # step the target 0.5 rad away within the jump rule
+        target[1] -= 0.025
+        host.send(Command(target))
+        host.run(5)
+    faults = []
+    for _ in range(60):  # keep commanding: 600 ms
+        host.send(Command(target))
+        faults += host.messages(Fault, host.run(5))
+    tracking = [f for f in faults if f.code == FaultCode.TRACKING]
+    assert len(tracking) == 1 and tracking[0].joint == 1 and "shoulder_lift" in tracking[0].message
+    events = host.device.log.events("tracking_fault")
+    assert events and host.last_state().status & Status.FAULT
+
+
+def test_pressing_on_the_table_at_full_effort_is_not_a_fault() -> None:
+    """The independent host's observation: shoulder_lift asked 0.2 rad down stops short with
+    its effort at effort_max. That is the gripper on the table (the twin's arm is gravity
+    compensated: an arm at rest on target reports its holding torque, its servo ~0): a
+    contact, which D20 does not fault."""
+    host = enabled_host()
+    state = host.last_state()
+    lift = 1
+    assert abs(state.servo_efforts[lift]) < 1.0  # on target: the servo term is ~0
+    joint = list(host.device.info.state_joints).index("shoulder_lift_joint")
+    assert abs(state.efforts[joint]) > 10  # gravity compensation holds the arm up
+    target = state.servo_positions.copy()
+    for _ in range(8):
+        target[lift] += 0.025
+        host.send(Command(target))
+        host.run(5)
+    for _ in range(150):  # 1.5 s pressed on the table
+        host.send(Command(target))
+        host.run(5)
+    state = host.last_state()
+    effort_max = host.device.info.commands[lift].effort_max
+    assert abs(state.servo_efforts[lift]) == pytest.approx(effort_max, rel=1e-3)
+    assert target[lift] - state.servo_positions[lift] > 0.05  # blocked short of its target
+    assert host.device.plant.data.ncon > 0  # the gripper on the table
+    assert not state.status & Status.FAULT
+
+
+def test_a_disabled_device_reports_no_motor_effort() -> None:
+    """Efforts are the motors' torque: 0 with the torque off (the arm's brakes hold it)."""
+    host = enabled_host()
+    assert np.abs(host.last_state().efforts).max() > 1.0
+    assert host.request(Enable(False)).result == AckResult.OK
+    host.run(10)
+    state = host.last_state()
+    assert not state.status & Status.ENABLED
+    assert np.abs(state.efforts).max() == 0.0 and np.abs(state.servo_efforts).max() == 0.0

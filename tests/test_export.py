@@ -97,7 +97,8 @@ def test_card_describes_the_task_and_pins_the_file(mlp_export) -> None:
     _, path, card = mlp_export
     assert ModelCard.load(path.with_suffix(".json")) == card
     assert card.onnx_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert card.task == TASK and card.gym_id == "twinbridge/FetchPush-v0" and card.env_version == 0
+    assert card.task == TASK and card.gym_id == "twinbridge/FetchPush-v1" and card.env_version == 1
+    assert card.actuation_model == "robot" and card.actuation["cycle_period_s"] == 0.01
     assert card.robot == "fetch" and card.control_rate_hz == pytest.approx(25.0)
     assert [f.name for f in card.observation][:2] == ["grip_pos", "object_pos"]
     assert card.observation[-1].name == "desired_goal" and card.observation_size == OBS

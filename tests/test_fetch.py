@@ -62,8 +62,10 @@ def test_ik_solve_leaves_the_twin_untouched() -> None:
     np.testing.assert_array_equal(twin.get_state(), before)
 
 
-@pytest.mark.parametrize("task", FETCH_TASKS)
+@pytest.mark.parametrize("task", FETCH_TASKS + tuple(f"{task}-v0" for task in FETCH_TASKS))
 def test_observation_layout_matches_gymnasium_robotics(task: str) -> None:
+    """Gymnasium-Robotics' values first; fetch-reach (v1) appends target_lead and the arm's
+    joint state."""
     env = make_task_env(task, disable_env_checker=True)
     obs, _ = env.reset(seed=1)
     rng = np.random.default_rng(0)
@@ -72,11 +74,22 @@ def test_observation_layout_matches_gymnasium_robotics(task: str) -> None:
     o, data = obs["observation"], env.unwrapped.data
     grip = data.site(GRIP_SITE).xpos
     np.testing.assert_allclose(o[:3], grip)
-    if task == "fetch-reach":
-        assert o.shape == (10,)
+    config = env.unwrapped.task.config
+    lead = 3 if config.action_moves == "target" else 0
+    arm = 14 if config.observe_arm_joints else 0
+    assert lead + arm == (17 if task == "fetch-reach" else 0)  # sim/tasks/__init__.py
+    base = 10 if task.startswith("fetch-reach") else 25
+    assert o.shape == (base + lead + arm,)
+    if lead:
+        np.testing.assert_allclose(o[base : base + 3], env.unwrapped.task._target - grip)
+    if arm:
+        joints = [data.joint(j) for j in ARM_JOINTS]
+        np.testing.assert_allclose(o[base + 3 : base + 10], [j.qpos[0] for j in joints])
+        dt = env.unwrapped.dt
+        np.testing.assert_allclose(o[base + 10 :], [j.qvel[0] * dt for j in joints])
+    if task.startswith("fetch-reach"):
         np.testing.assert_allclose(obs["achieved_goal"], grip)
         return
-    assert o.shape == (25,)
     np.testing.assert_allclose(o[3:6], data.site("object0").xpos)
     np.testing.assert_allclose(o[6:9], o[3:6] - o[:3])
     np.testing.assert_allclose(obs["achieved_goal"], o[3:6])
@@ -143,3 +156,41 @@ def test_scripted_policy_solves_the_task(task: str, threshold: float) -> None:
 def test_scripted_policy_rejects_unknown_task() -> None:
     with pytest.raises(UnknownNameError):
         ScriptedFetchPolicy("fetch-juggle")
+
+
+def test_on_the_lagging_arm_an_action_moves_the_target_and_zero_holds_it() -> None:
+    """fetch-reach (robot actuation): the gripper lags its target, so an action moves the
+    previous target (at most max_lead_m ahead of the gripper per axis) and the observation
+    carries that lead and the arm's joint state; a zero action then holds the target and the
+    gripper settles on it."""
+    env = make_task_env("fetch-reach", disable_env_checker=True)
+    task = env.unwrapped.task
+    fields = task.observation_fields()
+    assert fields[-3:] == [("target_lead", 3, "m"), ("arm_qpos", 7, "rad"),
+                           ("arm_qvel", 7, "rad/step")]  # fmt: skip
+    lead = slice(10, 13)
+    obs, _ = env.reset(seed=3)
+    assert len(obs["observation"]) == sum(size for _, size, _ in fields)
+    np.testing.assert_allclose(obs["observation"][lead], 0.0, atol=1e-9)
+    leads = []
+    for _ in range(6):
+        obs, *_ = env.step(np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32))
+        leads.append(obs["observation"][lead].copy())
+    # bounded when the action is taken; a rate-limited joint path can then bend the gripper
+    # a few millimetres away from its target during the step
+    assert np.abs(leads).max() <= task.config.max_lead_m + 0.01
+    assert leads[-1][0] > 0.02  # the arm's speed limit leaves it behind a 1.25 m/s target
+    target = obs["observation"][:3] + obs["observation"][lead]
+    for _ in range(25):
+        obs, *_ = env.step(np.zeros(4, dtype=np.float32))
+    held = obs["observation"][:3] + obs["observation"][lead]
+    np.testing.assert_allclose(held, target, atol=1e-9)
+    assert np.linalg.norm(obs["observation"][lead]) < 0.01  # the gripper reached the target
+
+
+def test_an_ideal_task_keeps_gymnasiums_layout_and_action() -> None:
+    """fetch-reach-v0 keeps Gymnasium-Robotics' 10 values: its action moves the gripper."""
+    env = make_task_env("fetch-reach-v0", disable_env_checker=True)
+    obs, _ = env.reset(seed=3)
+    assert len(obs["observation"]) == 10
+    assert env.unwrapped.task.config.action_moves == "gripper"

@@ -37,6 +37,7 @@ from policies.training.her.param_noise import (
 from policies.training.her.trainer import HerSacTrainer
 from policies.training.options import load_config_file
 from sim.cli import main
+from sim.tasks import get_task_spec
 
 # Smallest budget that reached >= 0.9 on all of seeds 0, 1, 2 was 800 env steps (evaluated
 # every 200); 1.5x that. With HER off (her_k=0) the same run stays at <= 0.1 up to 1600.
@@ -44,8 +45,8 @@ LEARNING_BUDGET_ENV_STEPS = 1200
 # her-td3 with adaptive parameter noise (bench/exploration.py, eval every 200): >= 0.9 at
 # 1200 / 1400 / 1200 env steps on seeds 0, 1, 2 (action noise: 1000 / 1200 / 1000); 1.5x 1400.
 PARAM_NOISE_BUDGET_ENV_STEPS = 2100
-FAST = {
-    "task": "fetch-reach",
+FAST = {  # the learners' speed on Gymnasium-Robotics' reach (the zoo measures the v1 tasks)
+    "task": "fetch-reach-v0",
     "hidden_sizes": (64, 64),
     "updates_per_env_step": 1.0,
     "warmup_env_steps": 200,
@@ -212,7 +213,7 @@ def test_other_goal_tasks_train_and_evaluate(task: str) -> None:
     finally:
         trainer.close()
     assert trainer.replay.size == 2 and np.isfinite(list(losses.values())).all()
-    assert 0.0 <= success <= 1.0 and -50.0 <= ret <= 0.0
+    assert 0.0 <= success <= 1.0 and -get_task_spec(task).max_episode_steps <= ret <= 0.0
 
 
 @pytest.mark.parametrize(

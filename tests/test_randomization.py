@@ -378,7 +378,7 @@ def test_physics_randomizers_are_all_registered():
     paths = {p.path for cls in PHYSICS_RANDOMIZERS for p in cls.parameters}
     assert paths <= set(PARAMETERS)
     families = {p.split(".")[0] for p in PARAMETERS}
-    assert families == {"physics", "action", "observation", "visual"}
+    assert families == {"physics", "actuation", "action", "observation", "visual"}
 
 
 def test_the_parameter_table_lists_every_path() -> None:

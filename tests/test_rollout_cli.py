@@ -120,7 +120,9 @@ def test_garbage_or_missing_onnx_file_is_refused(tmp_path: Path) -> None:
 
 def test_nan_action_raises_instead_of_reaching_the_env(tmp_path: Path) -> None:
     env = make_task_env("fetch-push")
-    path = write_policy(tmp_path / "nan.onnx", linear_model(28, 4, nan=True), "fetch-push")
+    path = write_policy(
+        tmp_path / "nan.onnx", linear_model(*task_dims("fetch-push"), nan=True), "fetch-push"
+    )
     policy = PolicyRunner.load(path, expected_task="fetch-push")
     obs, _ = env.reset(seed=0)
     with pytest.raises(PolicyOutputError, match="non-finite action"):

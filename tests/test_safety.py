@@ -358,7 +358,7 @@ def test_a_command_failing_the_final_check_latches_and_holds_the_last_safe_one(
     rig.target(np.ones(8))
     rig.run(5)
     last = rig.positions.copy()
-    monkeypatch.setattr(safety, "_limited_step", lambda q, v, *_: (q + 10.0, v))
+    monkeypatch.setattr(safety, "rate_limited_step", lambda q, v, *_: (q + 10.0, v))
     command = rig.step()
     assert command.mode == "hold" and np.array_equal(_sent(command), last)
     assert rig.layer.fault.startswith("unsafe_command: unsafe command for joint torso_lift")

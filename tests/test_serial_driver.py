@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ import serial
 from emulated_device import ROOT, EmulatedDevice, run_cycles
 
 from hardware.interface import ConnectionFailed, WrongDevice
-from hardware.protocol import CommandChannel, DeviceInfo
+from hardware.protocol import Command, CommandChannel, DeviceInfo
 from hardware.robots import robot_tables
 from hardware.safety import SafetyConfig
 from hardware.serial_backend import (
@@ -321,6 +322,112 @@ def test_no_command_frame_reaches_the_device_outside_active(tmp_path: Path):
         on = min(i for i, r in enumerate(rows) if r["event"] == "enable" and r["enabled"])
         commands = [i for i, r in enumerate(rows) if r["event"] == "command"]
         assert commands and on < min(commands) and max(commands) < off
+    finally:
+        driver.close()
+        device.stop()
+
+
+def test_bunched_cycles_never_put_more_than_eleven_commands_into_100_ms(tmp_path: Path):
+    """R13: cycles that bunch up in the host (here: 25 write cycles back to back, as after a
+    stall) write at most 11 Command frames in any 104 ms (100 ms at the device, with its
+    2 ms step and link jitter); the rest are counted as paced and superseded by the next
+    cycle's target. Every frame written reaches the device (its own log)."""
+    device = EmulatedDevice("fetch", tmp_path)
+    driver = _driver(device, tmp_path)
+    written: list[float] = []
+    transmit = driver._transmit
+
+    def recording(message):
+        if isinstance(message, Command):
+            written.append(time.monotonic())
+        return transmit(message)
+
+    driver._transmit = recording  # type: ignore[method-assign]
+    try:
+        _activate(driver)
+        on_time = run_cycles(driver, 0.5)  # on time: (almost) nothing paced
+        assert driver.counters["commands_paced"] <= 0.05 * len(on_time)
+        before, mark = driver.counters["commands_paced"], len(device.events("command"))
+        first = len(written)
+        for _ in range(25):  # a burst: no sleep between cycles
+            driver.read()
+            driver.write()
+        run_cycles(driver, 0.3)
+        time.sleep(0.1)
+        busiest = max(sum(1 for t in written if s <= t < s + 0.104) for s in written)
+        assert busiest <= 11, busiest
+        assert driver.counters["commands_paced"] - before >= 10
+        assert len(device.events("command")) - mark == len(written) - first
+    finally:
+        driver.close()
+        device.stop()
+
+
+def test_a_device_on_another_protocol_version_is_named_as_such(tmp_path: Path):
+    """PROTOCOL.md section 5: a device that does not speak version 1 answers Hello in its
+    own version's frame, which the host's parser drops (`bad_version`); the host then says
+    the versions differ instead of "no device"."""
+    import threading
+
+    from hardware.protocol import SYNC, crc8, crc16
+
+    primary, secondary = os.openpty()
+    link = tmp_path / "device"
+    link.symlink_to(os.ttyname(secondary))
+    info = robot_tables("fetch").device_info(True, True)
+    payload = info.payload()
+    header = struct.pack("<BBHH", 2, DeviceInfo.TYPE, 0, len(payload))
+    body = header + bytes([crc8(header)]) + payload
+    answer = SYNC + body + struct.pack("<H", crc16(body))
+    stop = threading.Event()
+
+    def device() -> None:  # answers anything with a version-2 DeviceInfo
+        while not stop.is_set():
+            try:
+                if os.read(primary, 4096):
+                    os.write(primary, answer)
+            except OSError:
+                return
+
+    thread = threading.Thread(target=device, daemon=True)
+    thread.start()
+    try:
+        driver = SerialRobot("fetch", SerialConfig(str(link)))
+        with pytest.raises(WrongDevice, match="another protocol version than 1"):
+            driver.connect()
+    finally:
+        stop.set()
+        os.close(primary)
+        os.close(secondary)
+
+
+# -- issue 18: what an independent host ran into (H8, D16.4) ----------------------------------
+def test_a_refused_command_restarts_the_host_from_the_devices_target(tmp_path: Path):
+    """The host's commanded trajectory is pushed 0.1 rad off the device's target on one
+    joint (as a restart from a stale or noisy measurement can) while its target lies 0.2 rad
+    further that way: the device refuses the next Command (D17) and keeps its target; the
+    host restarts from the Command the State's last_command_seq names, and every later
+    Command is accepted. (Before, each Command stepped on from the refused one and was
+    refused in turn until the device's watchdog held the arm.)"""
+    device = EmulatedDevice("fetch", tmp_path)
+    driver = _driver(device, tmp_path)
+    try:
+        _activate(driver)
+        hold = driver.last_measurement.servo_positions.copy()
+        lift = driver.limits.names.index("shoulder_lift_joint")
+        run_cycles(driver, 0.3, on_cycle=lambda k: driver.set_target(hold))
+        shifted, target = driver.safety._command.q.copy(), hold.copy()
+        shifted[lift] -= 0.1
+        target[lift] -= 0.3
+        driver.safety.resync_to(shifted)
+        run_cycles(driver, 1.0, on_cycle=lambda k: driver.set_target(target))
+        commands = device.events("command")
+        refused = [c for c in commands if not c["accepted"]]
+        assert 1 <= len(refused) <= 3, refused  # the shifted one, and any already in flight
+        after = commands[commands.index(refused[-1]) + 1 :]
+        assert len(after) >= 80 and all(c["accepted"] for c in after)
+        assert driver.counters["device_fault_2"] == len(refused)
+        assert device.events("watchdog") == []  # no refused run long enough to trip it
     finally:
         driver.close()
         device.stop()

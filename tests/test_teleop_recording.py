@@ -17,6 +17,8 @@ from mcap_ros2.decoder import DecoderFactory
 from ros_processes import ROOT, private_domain
 from rosbags.highlevel import AnyReader
 
+from sim.tasks import get_task_spec
+
 TWINBRIDGE = [sys.executable, "-m", "sim.cli"]
 TASK = "fetch-pick-and-place"
 EPISODES = 4
@@ -105,7 +107,10 @@ def test_export_writes_aligned_episodes_that_load_as_demonstrations(
     assert len(data.episodes) == EPISODES, result.stdout
     env = make_task_env(TASK)
     for episode, entry in zip(data.episodes, data.meta["episodes"], strict=True):
-        assert episode["action"].shape == (50, 4) and episode["observation"].shape[0] == 51
+        steps = env.spec.max_episode_steps
+        assert (
+            episode["action"].shape == (steps, 4) and episode["observation"].shape[0] == steps + 1
+        )
         assert np.all(np.abs(episode["action"]) <= 1.0)
         assert np.diff(episode["stamp_ns"]).min() == 40_000_000  # one row per 25 Hz step
         # The first observation and the goal are the env's own for the recorded seed.
@@ -131,7 +136,7 @@ def test_replay_restores_the_start_and_reproduces_each_episode(
     reports = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["episode"] for r in reports] == list(range(EPISODES))
     for report in reports:
-        assert report["steps"] == 50
+        assert report["steps"] == get_task_spec(TASK).max_episode_steps
         assert report["joint_error_max_rad"] <= TWIN_REPLAY_TOLERANCE_RAD
         assert report["object_error_final_m"] <= 1e-9
         assert report["replayed_success"] == report["recorded_success"]

@@ -191,6 +191,7 @@ def _arrays(
 def _observations(episode: RecordedEpisode, mirror: TaskMirror) -> tuple[np.ndarray, np.ndarray]:
     """The env observation at each recorded state, as the controller assembled it."""
     order = [episode.joint_names.index(n) for n in mirror.io.joint_names]
+    mine = _not_mine(episode) == ""
     mirror.new_episode()
     mirror.goal = episode.goal.copy()
     observations, achieved = [], []
@@ -203,6 +204,13 @@ def _observations(episode: RecordedEpisode, mirror: TaskMirror) -> tuple[np.ndar
         obs = mirror.observation()
         observations.append(obs["observation"])
         achieved.append(obs["achieved_goal"])
+        # The controller's own next move: a task whose action moves the previous target
+        # (target_lead in the observation) needs the targets its actions set, not just states.
+        if k < episode.steps:
+            if mine[k]:
+                mirror.command_targets(episode.action[k])
+            else:
+                mirror.hold()
     return np.array(observations), np.array(achieved)
 
 

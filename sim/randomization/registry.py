@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from sim.errors import did_you_mean
 from sim.randomization.action import ACTION_PARAMETERS
+from sim.randomization.actuation import ActuationRandomizer
 from sim.randomization.base import Randomizer
 from sim.randomization.observation import OBSERVATION_PARAMETERS
 from sim.randomization.parameters import Parameter, RandomizationError, by_path
 from sim.randomization.physics import PHYSICS_RANDOMIZERS
 from sim.randomization.visual import VISUAL_RANDOMIZERS
 
-MODEL_RANDOMIZERS: tuple[type[Randomizer], ...] = (*PHYSICS_RANDOMIZERS, *VISUAL_RANDOMIZERS)
+MODEL_RANDOMIZERS: tuple[type[Randomizer], ...] = (
+    *PHYSICS_RANDOMIZERS, ActuationRandomizer, *VISUAL_RANDOMIZERS,
+)  # fmt: skip
 
 
 def _all_parameters() -> dict[str, Parameter]:

@@ -37,6 +37,10 @@ class Task(ABC):
     def bind(self, twin: Twin) -> None:  # noqa: B027 - optional hook
         """Resolve names to indices once, after the twin is loaded (keeps `step` cheap)."""
 
+    def restart_targets(self, twin: Twin) -> None:  # noqa: B027 - optional hook
+        """A new episode starts from the robot's measured pose (the policy node's mirror):
+        a task that keeps targets between steps restarts them from there."""
+
     @property
     @abstractmethod
     def action_space(self) -> spaces.Box:

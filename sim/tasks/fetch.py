@@ -15,7 +15,7 @@ tiny vectors are handled as Python floats, which is faster than numpy on 3 eleme
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import mujoco
@@ -70,6 +70,15 @@ class FetchTaskConfig:
     distance_threshold_m: float = 0.05
     min_object_distance_m: float = 0.1
     step_m: float = 0.05  # gripper displacement per unit action per control step
+    # What an action moves: "gripper" (Gymnasium-Robotics: the target is where the gripper
+    # is + step_m x action) or "target" (the previous target + step_m x action, kept within
+    # max_lead_m of the gripper): with the robot's speed-limited actuation the gripper lags
+    # its target, and a zero action then holds the target instead of chasing the gripper.
+    action_moves: str = "gripper"
+    max_lead_m: float = 0.1
+    # Append the arm's joint positions and velocities (x dt): under the robot's acceleration
+    # limits the arm's momentum, not only the gripper's, decides where it goes next.
+    observe_arm_joints: bool = False
     gripper_step_m: float = 0.05  # finger opening change per unit gripper action per step
     grip_clearance_m: float = 0.02  # lowest gripper site height above the table top
     workspace_height_m: float = 0.6  # highest gripper site height above the table top
@@ -79,6 +88,11 @@ class FetchTaskConfig:
     def __post_init__(self) -> None:
         if self.distance_threshold_m <= 0 or self.step_m <= 0:
             raise ConfigError("FetchTaskConfig: distance_threshold_m and step_m must be positive")
+        if self.action_moves not in ("gripper", "target") or not self.max_lead_m > 0:
+            raise ConfigError(
+                f"FetchTaskConfig: action_moves {self.action_moves!r} must be 'gripper' or "
+                f"'target', and max_lead_m {self.max_lead_m} > 0"
+            )
         if self.obj_range_m < 0 or self.target_range_m < 0:
             raise ConfigError("FetchTaskConfig: sampling ranges must be >= 0")
         if self.has_object and self.obj_range_m * math.sqrt(2) < self.min_object_distance_m:
@@ -98,8 +112,9 @@ class FetchTask(Task):
     goal_unit = "m"
     default_config: FetchTaskConfig
 
-    def __init__(self, config: FetchTaskConfig | None = None):
-        self.config = config or self.default_config
+    def __init__(self, config: FetchTaskConfig | None = None, **overrides: Any):
+        """`overrides` change fields of the task's default config (a registered version)."""
+        self.config = replace(config or self.default_config, **overrides)
         self.scene = self.config.scene
         self._threshold_sq = self.config.distance_threshold_m**2
         self._bound = False
@@ -129,7 +144,13 @@ class FetchTask(Task):
         self._arm_ctrl_view = data.ctrl[self._arm_ctrl]
         self._finger_qpos = data.qpos[self._finger_qadr]
         self._finger_qvel = data.qvel[self._finger_dofs]
+        arm_qadr = self._contiguous(list(twin.qpos_indices(ARM_JOINTS)), "arm joints")
+        arm_dofs = self._contiguous(list(twin.qvel_indices(ARM_JOINTS)), "arm joints")
+        self._arm_qpos, self._arm_qvel = data.qpos[arm_qadr], data.qvel[arm_dofs]
+        self._observe_arm = self.config.observe_arm_joints
         self._step_m = self.config.step_m
+        self._moves_target = self.config.action_moves == "target"
+        self._max_lead = self.config.max_lead_m
         self._gripper_step_m = self.config.gripper_step_m
         self._finger_max_m = FINGER_OPENING_RANGE_M[1]
         self._gripper_free = not self.config.block_gripper
@@ -271,16 +292,24 @@ class FetchTask(Task):
         step = self._step_m
         gx, gy, gz = self._grip_xpos.tolist()
         lx, ly, lz, hx, hy, hz = self._box
-        self._target[:] = (
-            min(max(gx + ax * step, lx), hx),
-            min(max(gy + ay * step, ly), hy),
-            min(max(gz + az * step, lz), hz),
-        )
+        if self._moves_target:  # from the previous target, at most max_lead_m ahead
+            tx, ty, tz = self._target.tolist()
+            lead = self._max_lead
+            bx = min(max(tx + ax * step, gx - lead), gx + lead)
+            by = min(max(ty + ay * step, gy - lead), gy + lead)
+            bz = min(max(tz + az * step, gz - lead), gz + lead)
+        else:
+            bx, by, bz = gx + ax * step, gy + ay * step, gz + az * step
+        self._target[:] = (min(max(bx, lx), hx), min(max(by, ly), hy), min(max(bz, lz), hz))
         self._servo.targets(self._target, self._arm_ctrl_view)
         if self._gripper_free:
             right, left = self._finger_qpos.tolist()
             command = 0.5 * (right + left) + grip * self._gripper_step_m
             self._ctrl[self._gripper_ctrl] = min(max(command, 0.0), self._finger_max_m)
+
+    def restart_targets(self, twin: Twin) -> None:
+        """Targets from where the gripper is (a new episode on a robot mid-pose)."""
+        self._target[:] = self._grip_xpos
 
     # -- observation and goals ---------------------------------------------------------
     def observation(self, twin: Twin) -> np.ndarray:
@@ -295,8 +324,17 @@ class FetchTask(Task):
         vx, vy, vz = vx * dt, vy * dt, vz * dt
         right, left = self._finger_qpos.tolist()
         right_vel, left_vel = self._finger_qvel.tolist()
+        if self._moves_target:
+            tx, ty, tz = self._target.tolist()
+            lead = [tx - gx, ty - gy, tz - gz]
+        else:
+            lead = []
+        if self._observe_arm:
+            lead += self._arm_qpos.tolist() + (self._arm_qvel * dt).tolist()
         if not self._has_object:
-            return np.array([gx, gy, gz, right, left, vx, vy, vz, right_vel * dt, left_vel * dt])
+            return np.array(
+                [gx, gy, gz, right, left, vx, vy, vz, right_vel * dt, left_vel * dt, *lead]
+            )
         ox, oy, oz = self._obj_xpos.tolist()
         m = self._obj_xmat.tolist()
         ovx, ovy, ovz, wx, wy, wz = self._obj_qvel.tolist()
@@ -308,18 +346,22 @@ class FetchTask(Task):
                 (m[0] * wx + m[1] * wy + m[2] * wz) * dt,
                 (m[3] * wx + m[4] * wy + m[5] * wz) * dt,
                 (m[6] * wx + m[7] * wy + m[8] * wz) * dt,
-                vx, vy, vz, right_vel * dt, left_vel * dt,
+                vx, vy, vz, right_vel * dt, left_vel * dt, *lead,
             ]
         )  # fmt: skip
 
     def observation_fields(self, twin: Twin | None = None) -> list[tuple[str, int, str]]:
         """The layout `observation` returns (velocities are per control step, x dt)."""
+        lead = [("target_lead", 3, "m")] if self.config.action_moves == "target" else []
+        if self.config.observe_arm_joints:
+            lead += [("arm_qpos", 7, "rad"), ("arm_qvel", 7, "rad/step")]
         if not self.config.has_object:
             return [
                 ("grip_pos", 3, "m"),
                 ("gripper_state", 2, "m"),
                 ("grip_velp", 3, "m/step"),
                 ("gripper_vel", 2, "m/step"),
+                *lead,
             ]
         return [
             ("grip_pos", 3, "m"),
@@ -331,12 +373,16 @@ class FetchTask(Task):
             ("object_velr", 3, "rad/step"),
             ("grip_velp", 3, "m/step"),
             ("gripper_vel", 2, "m/step"),
+            *lead,
         ]
 
     def action_fields(self, twin: Twin) -> list[tuple[str, str]]:
         """Gripper displacement per unit action per step, and finger opening change."""
         step, grip = self.config.step_m, self.config.gripper_step_m
-        unit = f"{step} m/step (gripper target displacement, world frame)"
+        if self.config.action_moves == "target":
+            unit = f"{step} m/step (arm target displacement from the previous target, world frame)"
+        else:
+            unit = f"{step} m/step (gripper target displacement, world frame)"
         return [("dx", unit), ("dy", unit), ("dz", unit), ("gripper", f"{grip} m/step opening")]
 
     def achieved_goal(self, twin: Twin) -> np.ndarray:

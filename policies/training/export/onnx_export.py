@@ -219,7 +219,18 @@ def _card(
         onnx_file=path.name,
         onnx_sha256=onnx_sha256(model_bytes),
         training_config=dict(training_config),
+        randomization=_randomization(training_config),
         seed=int(seed),
         metrics=dict(metrics or {}),
         created_utc=datetime.now(UTC).isoformat(timespec="seconds"),
     )
+
+
+def _randomization(training_config: dict[str, Any]) -> dict[str, Any]:
+    """The randomization a policy was trained with, as its YAML form ({} for none)."""
+    path = training_config.get("randomization") or ""
+    if not path:
+        return {}
+    from sim.randomization import load_randomization
+
+    return {"file": str(path), **load_randomization(path).to_dict()}
