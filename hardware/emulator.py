@@ -672,10 +672,12 @@ class Emulator:
         """What D16.4 measures a Command's jump from, and the margin it allows on top: a
         target the device took from its measurement (a hold, Enable, ResetFault, SceneReset)
         is known to the host only through a noisy State, so that noise is allowed."""
-        reference = self.plant.servo_positions() if self.holding else self.targets.copy()
         if not self._target_measured:
-            return reference, 0.0
-        return reference, MEASUREMENT_MARGIN_STD * self.config.deviations.position_noise_std
+            return self.targets.copy(), 0.0
+        # The host knows a measured target only as the live measurement (a joint moving at
+        # Enable or ResetFault comes to rest where its brake stops it, not where a State read).
+        margin = MEASUREMENT_MARGIN_STD * self.config.deviations.position_noise_std
+        return self.plant.servo_positions(), margin
 
     def _command_latch(self) -> str | None:
         """Why a Command cannot be accepted in this state (no Fault frame), or None."""

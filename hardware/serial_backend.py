@@ -371,6 +371,7 @@ class SerialRobot(RobotInterface):
         as a jump from where they were."""
         if holding and not self._device_holding:
             self.counters["device_watchdog_holds"] += 1
+            self._sent_commands.clear()  # H8: the device's target is now its measurement
             self.safety.resync_to_measured()
         self._device_holding = holding
 
@@ -415,6 +416,8 @@ class SerialRobot(RobotInterface):
 
     def _request(self, message: Message, timeout_s: float | None = None) -> Ack | None:
         """Send a request and wait for its Ack (States keep being handled meanwhile)."""
+        if isinstance(message, Enable | ResetFault | SceneReset):
+            self._sent_commands.clear()  # H8: the device's next target is its measurement
         seq = self._transmit(message)
         deadline = time.monotonic() + (timeout_s or self.config.ack_timeout_s)
         while time.monotonic() < deadline and self.port is not None:

@@ -5,7 +5,10 @@ reward from the task's batch-capable `compute_reward`, as in Gymnasium-Robotics;
 unwrapped env exposes `model`, `data` and `frame_skip` as Gymnasium's MujocoEnv does.
 
 With `privileged_state=True` the dict also carries `privileged_state`
-(`Task.privileged_state`: simulator state the robot cannot measure), for asymmetric critics.
+(`Task.privileged_state`: simulator state the robot cannot measure), for asymmetric critics,
+and `true_observation`: the observation before the randomization's observation noise, bias,
+delay and dropout (the same as `observation` without them), for an expert that labels what
+the student sees (DAgger).
 It rides in the observation dict, not in `info`, so vector envs move it through shared
 memory and its size is known from the observation space before any reset. Policies never
 see it: `policies.observation.flatten_observation` reads `observation` and `desired_goal`.
@@ -94,6 +97,7 @@ class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if privileged_state:
             size = len(task.privileged_state(self.twin))
             keys["privileged_state"] = spaces.Box(-np.inf, np.inf, (size,), np.float64)
+            keys["true_observation"] = keys["observation"]
         self.observation_space = spaces.Dict(keys)  # type: ignore[assignment]
         self._low, self._high = self.action_space.low, self.action_space.high
         # A symmetric box [-b, b]^n allows the fast in-range test of `_checked_action`.
@@ -223,6 +227,7 @@ class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         }
         if self._privileged:
             obs["privileged_state"] = self.task.privileged_state(self.twin)
+            obs["true_observation"] = obs["observation"].copy()
         return obs
 
 

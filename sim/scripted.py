@@ -32,12 +32,25 @@ class ScriptedConfig:
     aligned_m: float = 0.012  # horizontal error at which descending starts
     push_standoff_m: float = 0.06  # gripper centre behind the object centre when pushing
     push_lateral_tolerance_m: float = 0.03  # off the push line: back off and realign
-    push_speed: float = 0.5  # action magnitude while pushing (2.5 cm per step)
+    push_speed: float = 0.7  # action magnitude while pushing (the lagging arm makes ~1.4 cm/step)
     grasp_close_steps: int = 6  # control steps the gripper squeezes at least before lifting
     grasp_settled_m: float = 0.0005  # ... and until its opening changes less than this a step
     grasp_height_m: float = 0.0  # gripper site relative to the object centre when grasping
-    done_m: float = 0.015  # stop pushing once the object is this close to the goal
+    done_m: float = 0.035  # stop pushing this close to the goal (success: 0.05); nearer, the
+    # line to the goal swings with every millimetre and realigning risks knocking the block
     slide_speed_gain: float = 1.6  # slide: strike speed (action) per metre to the goal
+    cross_clearance: float = 0.5  # slide: rise in place below this share of the hover height
+    push_clearance_m: float = 0.05  # slide: nearest the gripper descends behind the puck's centre
+    approach_speed: float = 1.0  # horizontal action magnitude while going to the push position
+    push_height_m: float = 0.01  # push: gripper above the block centre (fingertips off the table)
+    push_contact_m: float = 0.045  # push: gripper centre behind the block centre in contact
+    push_overlap_m: float = 0.02  # push: lost once the gripper is this far past the contact point
+    push_lateral_gain: float = 25.0  # push: sideways correction (action per metre off the line);
+    # stiffer than gain_per_m: in contact the block drags the gripper along with it
+    height_gain_per_m: float = 30.0  # push: stiffer height hold, the arm sags while it moves
+    orbit_radius_m: float = 0.085  # push: circle round the block's centre when going around it
+    orbit_step_rad: float = 1.0  # push: how far ahead on that circle the aim point leads
+    reach_x_m: float = 1.53  # push: farthest gripper x the arm reaches at table height
 
 
 class ScriptedFetchPolicy:
@@ -117,26 +130,81 @@ class ScriptedFetchPolicy:
         grip, obj = o[GRIP], o[OBJECT]
         to_goal = (goal - obj)[:2]
         distance = float(np.linalg.norm(to_goal))
-        if self._phase == "done" or (distance < cfg.done_m and self._phase == "push"):
+        near = distance < cfg.done_m and (self._phase == "push" or not slide)
+        if self._phase == "done" or near:  # a pushed block stays put: hold in any phase
             self._phase = "done" if slide else "push"
             return np.zeros(4)
         direction = to_goal / max(distance, 1e-9)
+        if not slide:
+            return self._push_block(grip, obj, direction, distance)
+        # Slide keeps its hover-and-descend approach, then strikes (not retuned for the lag).
         behind = obj[:2] - direction * cfg.push_standoff_m
         offset = grip[:2] - behind
         lateral = abs(offset[0] * direction[1] - offset[1] * direction[0])
         along = float(offset @ direction)  # > 0: the gripper is past the push position
-        low = obj[2]
         # in contact the gripper is ~4 cm from the centre (along ~ 0.02); 2 cm means on top
         lost = lateral > cfg.push_lateral_tolerance_m or along > cfg.push_standoff_m - 0.02
         if self._phase != "push" or lost:
-            return self._approach_push(grip, behind, low, lateral, along)
-        if slide:
-            return self._strike(direction, distance, grip, obj)
-        # Push along the line through the object to the goal, correcting sideways drift.
-        sideways = -(offset - along * direction)
+            return self._approach_push(grip, behind, obj[2], lateral, along)
+        return self._strike(direction, distance, grip, obj)
+
+    def _push_block(
+        self, grip: np.ndarray, obj: np.ndarray, direction: np.ndarray, distance: float
+    ) -> np.ndarray:
+        """Push: circle the block at table height to its far side from the goal, then push it
+        along the line to the goal, keeping the gripper on that line."""
+        cfg = self.config
+        height = obj[2] + cfg.push_height_m
+        contact = obj[:2] - direction * cfg.push_contact_m  # fingers against the block's back
+        offset = grip[:2] - contact
+        along = float(offset @ direction)  # > 0: the gripper is past the contact point
+        sideways = offset - along * direction
+        lateral = float(np.linalg.norm(sideways))
+        standoff = cfg.push_standoff_m
+        if direction[0] < 0.0:  # pushing toward the robot: stay within the arm's reach
+            standoff = min(standoff, (cfg.reach_x_m - obj[0]) / -direction[0])
+        standoff = max(standoff, cfg.push_contact_m)
+        if self._phase == "push":
+            if lateral > cfg.push_lateral_tolerance_m or along > cfg.push_overlap_m:
+                self._phase = "approach"
+        elif lateral < cfg.aligned_m and (
+            cfg.push_contact_m - standoff - cfg.aligned_m < along < cfg.aligned_m
+        ):
+            self._phase = "push"
+        if self._phase != "push":
+            return self._orbit(grip, obj, obj[:2] - direction * standoff, height)
         velocity = direction * min(distance * cfg.gain_per_m, cfg.push_speed)
-        velocity = velocity + sideways * cfg.gain_per_m
-        return np.append(np.append(velocity, (low - grip[2]) * cfg.gain_per_m), 0.0)
+        return self._level(grip, velocity - sideways * cfg.push_lateral_gain, height)
+
+    def _orbit(
+        self, grip: np.ndarray, obj: np.ndarray, behind: np.ndarray, height: float
+    ) -> np.ndarray:
+        """Go around the block at table height toward `behind`: the aim point sits on a circle
+        round the block, at most orbit_step_rad ahead of the gripper's bearing, and shrinks
+        to `behind` as the bearings meet (no rising over the block, no sagging onto it)."""
+        cfg = self.config
+        here, there = grip[:2] - obj[:2], behind - obj[:2]
+        turn = float(
+            np.arctan2(here[0] * there[1] - here[1] * there[0], float(here @ there))
+        )  # signed angle from the gripper's bearing to the push position's
+        share = min(1.0, abs(turn) / cfg.orbit_step_rad)
+        radius = float(np.linalg.norm(there))
+        radius += (cfg.orbit_radius_m - radius) * share
+        bearing = float(np.arctan2(here[1], here[0])) + np.clip(
+            turn, -cfg.orbit_step_rad, cfg.orbit_step_rad
+        )
+        aim = obj[:2] + radius * np.array([np.cos(bearing), np.sin(bearing)])
+        return self._level(grip, (aim - grip[:2]) * cfg.gain_per_m, height)
+
+    def _level(self, grip: np.ndarray, velocity: np.ndarray, height: float) -> np.ndarray:
+        """Horizontal `velocity` (scaled to approach_speed, keeping its direction) at `height`,
+        which gets its own gain and clip: the lagging arm sags while it moves fast."""
+        cfg = self.config
+        largest = float(np.max(np.abs(velocity)))
+        if largest > cfg.approach_speed:
+            velocity = velocity * (cfg.approach_speed / largest)
+        climb = float(np.clip((height - grip[2]) * cfg.height_gain_per_m, -1.0, 1.0))
+        return np.array([velocity[0], velocity[1], climb, 0.0])
 
     def _approach_push(
         self, grip: np.ndarray, behind: np.ndarray, low: float, lateral: float, along: float
@@ -145,12 +213,18 @@ class ScriptedFetchPolicy:
         cfg = self.config
         hover = np.append(behind, low + cfg.hover_height_m)
         tolerance = 2.5 * cfg.aligned_m if self._phase == "descend" else cfg.aligned_m
-        if np.linalg.norm(grip[:2] - behind) > tolerance:
+        # In place anywhere on the push line between the standoff and the object's clearance:
+        # near the edge of the arm's reach the standoff itself may be out of reach.
+        closest = cfg.push_standoff_m - cfg.push_clearance_m
+        in_place = lateral < tolerance and -tolerance < along < closest
+        if not in_place:
             self._phase = "approach"
             # rise before crossing over the object; stay low if already well behind it
-            if grip[2] < low + 0.5 * cfg.hover_height_m and (lateral > 0.03 or along > -0.01):
+            if grip[2] < low + cfg.cross_clearance * cfg.hover_height_m and (
+                lateral > 0.03 or along > -0.01
+            ):
                 return self._move(grip, np.append(grip[:2], hover[2]), 0.0)
-            return self._move(grip, hover, 0.0)
+            return self._move(grip, hover, 0.0, cfg.approach_speed)
         self._phase = "descend"
         if grip[2] - low < 0.01:
             self._phase = "push"

@@ -819,6 +819,36 @@ def test_a_first_command_copied_from_a_noisy_state_is_accepted() -> None:
     assert [c["accepted"] for c in decided] == [True] * 40, decided
 
 
+@pytest.mark.parametrize("restart", ["enable", "reset_fault"])
+def test_a_command_after_enable_or_reset_fault_mid_motion_is_measured_from_the_joint(
+    restart: str,
+) -> None:
+    """D5, D7, D16.4: Enable or ResetFault while shoulder_pan moves at 0.95 velocity_max sets
+    the target to where the brake stops it, which no State carries; the host's first Command
+    after the Ack, the clamped servo positions of the newest State it had, is measured from
+    the live joint and accepted (measured from that frozen target, an independent host's was
+    refused 8 times in 12)."""
+    host = enabled_host()
+    limits = host.device.limits
+    pan_speed = robot_tables("fetch").limits.velocity_max[0]
+    step = 0.95 * pan_speed * 0.01  # rad per 10 ms Command
+    message = Enable(True) if restart == "enable" else ResetFault()
+    for round_ in range(6):
+        target = np.clip(host.last_state().servo_positions, limits.low, limits.high)
+        for _ in range(25):  # 250 ms of motion, to and fro: pan at speed, lagging its target
+            target[0] += step if round_ % 2 == 0 else -step
+            host.send(Command(target))
+            host.run(5)
+        assert abs(host.last_state().servo_velocities[0]) > 0.5 * pan_speed
+        seen = host.last_state().servo_positions  # the newest State when the host restarts
+        assert host.request(message).result == AckResult.OK
+        host.send(Command(np.clip(seen, limits.low, limits.high)))
+        host.run(2)
+        host.run(40)  # let it settle before the next round
+    refused = [c for c in commands(host.device) if not c["accepted"]]
+    assert refused == [], refused
+
+
 def test_a_servo_far_off_its_setpoint_for_500_ms_latches_tracking() -> None:
     """D20: a seized joint commanded 0.5 rad away faults after 500 ms (and not before); the
     device holds and says which servo."""

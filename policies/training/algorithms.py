@@ -11,6 +11,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from policies.training.dagger.config import DaggerConfig
 from policies.training.errors import TrainingConfigError
 from policies.training.her.config import HerSacConfig
 from policies.training.options import RESUMABLE
@@ -40,6 +41,12 @@ ALGORITHMS: dict[str, Algorithm] = {
         RESUMABLE,
         "policies.training.ppo.trainer:PpoLstmTrainer",
         "policies.training.export.trained:lstm_policy_graph",
+    ),
+    "dagger": Algorithm(
+        DaggerConfig,
+        RESUMABLE,
+        "policies.training.dagger.trainer:DaggerTrainer",
+        "policies.training.export.trained:mlp_policy_graph",
     ),
 }
 DEFAULT_ALGO = "her-sac"

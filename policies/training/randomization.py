@@ -58,12 +58,15 @@ class TrainingRandomization:
         options: Options = [{"randomization": dict(plan.values)} for plan in self._plans]
         return options
 
-    def report(self, final_success: np.ndarray) -> None:
-        """Each pinned episode's performance (success at its last step) to ADR."""
+    def report(self, final_success: np.ndarray, counted: np.ndarray | None = None) -> None:
+        """Each pinned episode's performance (success at its last step) to ADR; with
+        `counted`, only the episodes it marks (DAgger: those the student drove)."""
         if self.adr is None:
             return
-        for plan, success in zip(self._plans, final_success.tolist(), strict=True):
-            if plan.pinned is not None:
+        counted = np.ones(len(self._plans), bool) if counted is None else counted
+        rows = zip(self._plans, final_success.tolist(), counted.tolist(), strict=True)
+        for plan, success, count in rows:
+            if plan.pinned is not None and count:
                 self.adr.report_episode(plan, float(success))
         self._plans = []
 

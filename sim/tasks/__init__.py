@@ -40,12 +40,12 @@ _HAND = "sim.tasks.hand"
 _F, _H = "fetch", "shadow_hand"
 # The Fetch tasks run with the robot's actuation (sim/actuation.py: the driver's rate
 # limiter, delays and the device's ramp), on a horizon the real arm can meet (README,
-# "Sim-to-real": the scripted controller's ceiling). Their -v0 versions keep
+# "Tasks": the scripted controller's ceiling). Their -v0 versions keep
 # Gymnasium-Robotics' ideal servos and 50 steps, for parity with it.
 # On reach an action moves the arm's previous target (a zero action holds it) and the
 # observation adds the target's lead and the arm's joint state: 1.00 where Gymnasium-Robotics'
 # meaning and layout reached 0.82. The object tasks keep those (their scripted demonstrations
-# clone and learn best so: README, "The Fetch tasks").
+# clone and learn best so: README, "Tasks").
 _REACH_V1: dict[str, Any] = {"action_moves": "target", "observe_arm_joints": True}
 _FETCH_TASKS: tuple[tuple[str, str, int, dict[str, Any]], ...] = (
     ("fetch-reach", "FetchReach", 50, _REACH_V1),
