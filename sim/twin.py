@@ -202,6 +202,17 @@ class Twin:
         self._path, self._path_ids = path, ids
         contiguous = ids.size and np.array_equal(ids, np.arange(ids[0], ids[0] + ids.size))
         self._path_ctrl = self.data.ctrl[ids[0] : ids[0] + ids.size] if contiguous else None
+        if path is not None and self._path_ctrl is not None:
+            self._compile_runs(int(ids[0]), ids.size)
+
+    def _compile_runs(self, first: int, count: int) -> None:
+        """Compile the path's stepping loop now (zero physics steps, ctrl rewritten with its
+        own values), not at an episode's first step: a node's clock must not stall there."""
+        runs = _compiled_runs()
+        if runs is not None:
+            rows = self.data.ctrl[first : first + count].copy()[None, :]
+            runs(self.model._address, self.data._address, self.data.ctrl, first, rows,
+                 np.zeros(1, dtype=np.int64), 0)  # fmt: skip
 
     def reset_command_path(self, seed: int | None = None) -> None:
         """Start the path at rest where the actuators are (a new episode); no-op if ideal."""

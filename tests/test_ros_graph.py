@@ -32,6 +32,8 @@ from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from sim.tasks import DEFAULT_TASK, get_task_spec
+
 FETCH_JOINTS = [
     "shoulder_pan_joint",
     "shoulder_lift_joint",
@@ -134,13 +136,14 @@ def test_contract_topics_have_their_types_and_rates(graph) -> None:
 
 
 def test_reset_answers_with_the_episode_seed(graph) -> None:
-    """The next episode gets seed + 1, but only once the running one has run its 50
-    control steps (2 s): a reset in between is refused with its reason."""
+    """The next episode gets seed + 1, but only once the running one has run its control
+    steps (the default task's: 100, 4 s): a reset in between is refused with its reason."""
     client, _ = graph
+    spec = get_task_spec(DEFAULT_TASK)
     first = client.call(Trigger, "/fetch/reset", Trigger.Request())
     early = client.call(Trigger, "/fetch/reset", Trigger.Request())
     assert first.success and not early.success and "is running" in early.message
-    client.spin_for(2.2)
+    client.spin_for(spec.max_episode_steps / spec.control_rate_hz + 0.2)
     second = client.call(Trigger, "/fetch/reset", Trigger.Request())
     assert second.success, second.message
     fields = [dict(item.split("=") for item in r.message.split()) for r in (first, second)]
