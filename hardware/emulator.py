@@ -86,6 +86,8 @@ DISABLED_MODES = {"hold": "brake", "torque_off": "limp"}  # robot.yaml safe_stat
 # D16.4's allowance, in standard deviations of the position noise, for the first Command
 # after the device set its target from a measurement the host sees only through a noisy State
 MEASUREMENT_MARGIN_STD = 4.0
+# ... and the distance a coasting joint covers in this many state periods at its velocity
+MEASUREMENT_AGE_PERIODS = 2.0
 FLOAT32_SLACK = 1e-6  # tolerance of the jump check: both ends went through float32
 
 
@@ -174,11 +176,12 @@ class ChannelLimits:
         return cls(info.command_names, low, high, step)
 
     def refusal(
-        self, positions: np.ndarray, reference: np.ndarray, margin: float = 0.0
+        self, positions: np.ndarray, reference: np.ndarray, margin: float | np.ndarray = 0.0
     ) -> tuple[str, int, str] | None:
         """(reason, channel index or NO_JOINT, message of <= 64 B) of an invalid Command, or
-        None. `reference` is what the jump is measured from, `margin` what it may add (the
-        measurement noise, when the reference is a measurement: D16.4)."""
+        None. `reference` is what the jump is measured from, `margin` what it may add, per
+        channel or for all (the measurement's noise and age, when the reference is a
+        measurement: D16.4)."""
         if len(positions) != len(self.names):
             return "count", NO_JOINT, f"{len(positions)} targets, expected {len(self.names)}"
         jump = np.abs(positions - reference)
@@ -668,16 +671,17 @@ class Emulator:
             return
         self._accept(frame, positions)
 
-    def command_reference(self) -> tuple[np.ndarray, float]:
+    def command_reference(self) -> tuple[np.ndarray, float | np.ndarray]:
         """What D16.4 measures a Command's jump from, and the margin it allows on top: a
         target the device took from its measurement (a hold, Enable, ResetFault, SceneReset)
-        is known to the host only through a noisy State, so that noise is allowed."""
+        is known to the host only through a State, noisy and up to two state periods old
+        while a joint coasts to rest, so that noise and that motion are allowed."""
         if not self._target_measured:
             return self.targets.copy(), 0.0
-        # The host knows a measured target only as the live measurement (a joint moving at
-        # Enable or ResetFault comes to rest where its brake stops it, not where a State read).
-        margin = MEASUREMENT_MARGIN_STD * self.config.deviations.position_noise_std
-        return self.plant.servo_positions(), margin
+        noise = MEASUREMENT_MARGIN_STD * self.config.deviations.position_noise_std
+        age_s = MEASUREMENT_AGE_PERIODS * self.info.state_period_ms / 1000
+        motion = np.abs(self.plant.servo_velocities()) * age_s
+        return self.plant.servo_positions(), noise + motion
 
     def _command_latch(self) -> str | None:
         """Why a Command cannot be accepted in this state (no Fault frame), or None."""

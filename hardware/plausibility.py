@@ -51,7 +51,7 @@ class StatePlausibility:
 
     info: DeviceInfo
     position_margin: float = 0.05  # beyond [position_min, position_max]
-    velocity_factor: float = 2.0  # |servo velocity| <= factor * velocity_max + margin
+    velocity_factor: float = 3.0  # |servo velocity| <= factor * velocity_max + margin
     velocity_margin: float = 0.1
     jump_factor: float = 2.0  # |delta position| <= factor * velocity_max * dt + margin
     jump_margin: float = 0.02  # measurement noise between two States

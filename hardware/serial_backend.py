@@ -140,7 +140,7 @@ class SerialRobot(RobotInterface):
         self.plausibility: StatePlausibility | None = None
         self.device_fault = ""
         self._seq = 0
-        self._acks: dict[int, Ack] = {}
+        self._acks: dict[tuple[int, int], Ack] = {}  # by (acked type, acked seq): H7
         self._last_state_ns = 0
         self._pending_state: State | None = None
         self._fresh: Measurement | None = None
@@ -336,7 +336,7 @@ class SerialRobot(RobotInterface):
         elif isinstance(message, ObjectPose):
             self._on_object_pose(message)
         elif isinstance(message, Ack):
-            self._acks[message.acked_seq] = message
+            self._acks[(message.acked_type, message.acked_seq)] = message
             if message.acked_type == SceneReset.TYPE and self.plausibility is not None:
                 self.plausibility.reset()  # the robot was moved on purpose: no jump check
         elif isinstance(message, Fault):
@@ -422,8 +422,9 @@ class SerialRobot(RobotInterface):
         deadline = time.monotonic() + (timeout_s or self.config.ack_timeout_s)
         while time.monotonic() < deadline and self.port is not None:
             self._poll()
-            if seq in self._acks:
-                return self._acks.pop(seq)
+            ack = self._acks.pop((message.TYPE, seq), None)
+            if ack is not None:
+                return ack
             time.sleep(0.0005)
         return None
 

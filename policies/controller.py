@@ -34,6 +34,7 @@ from sim.contract.command_rules import CommandRejected, validate_joint_state
 from sim.contract.samples import ObjectPose
 from sim.errors import StateError
 from sim.mirror import TaskMirror
+from sim.object_estimate import ObjectEstimateConfig
 from sim.scripted import ScriptedFetchPolicy
 
 # The e-stop source re-publishes its state at 10 Hz; five missed heartbeats and the
@@ -97,11 +98,13 @@ class PolicyController:
         control_rate_hz: float = 0.0,
         stale_after_s: float = 0.0,
         task: str = "",
+        object_estimate: ObjectEstimateConfig | None = None,
     ) -> PolicyController:
         """Load and check a zoo policy for `robot`; rate 0 means the card's rate. `task`
-        (when given) must be the card's; the scripted policy needs it."""
+        (when given) must be the card's; the scripted policy needs it. The policy acts on
+        `object_estimate`'s filtered object pose (None: the raw pose)."""
         if str(policy_path) == SCRIPTED_POLICY:
-            return cls._scripted(task, robot, control_rate_hz, stale_after_s)
+            return cls._scripted(task, robot, control_rate_hz, stale_after_s, object_estimate)
         runner = PolicyRunner.load(Path(policy_path), expected_task=task or None)
         card = runner.card
         if card.robot != robot:
@@ -116,18 +119,23 @@ class PolicyController:
                 control_rate_hz,
                 card.control_rate_hz,
             )
-        mirror = TaskMirror(card.task)
+        mirror = TaskMirror(card.task, object_estimate)
         _check_layout(runner, mirror, policy_path)
         rate = control_rate_hz or card.control_rate_hz
         return cls(runner, mirror, stale_after_s or 3.0 / rate, rate)
 
     @classmethod
     def _scripted(
-        cls, task: str, robot: str, control_rate_hz: float, stale_after_s: float
+        cls,
+        task: str,
+        robot: str,
+        control_rate_hz: float,
+        stale_after_s: float,
+        object_estimate: ObjectEstimateConfig | None,
     ) -> PolicyController:
         """sim.scripted's Fetch controller as the actor, at the task's rate."""
         check_policy_for_task(SCRIPTED_POLICY, task)
-        mirror = TaskMirror(task)
+        mirror = TaskMirror(task, object_estimate)
         if mirror.robot != robot:
             raise PolicyMismatchError(
                 f"policy {SCRIPTED_POLICY!r} for {task} drives {mirror.robot!r}, "
@@ -172,6 +180,7 @@ class PolicyController:
         if not np.isfinite(values).all() or np.linalg.norm(pose.quaternion_wxyz) < 0.5:
             self.counters["dropped_object_pose_invalid"] += 1
             return False
+        self.mirror.measure_object(pose)  # every pose, not only those acted on
         self._pose = (now_s, pose)
         return True
 

@@ -28,6 +28,7 @@ from policies.card import SCRIPTED_POLICY
 from ros_ws.recorder_config import RecorderNodeConfig
 from sim.config_loader import load_yaml_mapping
 from sim.errors import ConfigError, UnknownNameError, did_you_mean
+from sim.object_estimate import ObjectEstimateConfig
 from sim.robots import get_robot
 from sim.tasks import TASKS
 
@@ -99,6 +100,11 @@ class PolicyNodeConfig:
     task: str = ""  # "": the card's; else the card must name it
     control_rate_hz: float = 0.0  # 0: the card's rate
     stale_after_s: float = 0.0  # 0: three control periods
+    # The object pose's measurement noise (standard deviation per axis) and how hard the
+    # object may accelerate: the policy acts on a filtered estimate (sim/object_estimate.py);
+    # 0 acts on the raw pose
+    object_position_noise_m: float = 0.003
+    object_acceleration_m_s2: float = 4.0
     diagnostics_rate_hz: float = 2.0
 
     def __post_init__(self) -> None:
@@ -110,8 +116,15 @@ class PolicyNodeConfig:
             )
         if self.task or scripted:
             _known_task(self.task)
-        _non_negative(self, "control_rate_hz", "stale_after_s")
-        _positive(self, "diagnostics_rate_hz")
+        _non_negative(self, "control_rate_hz", "stale_after_s", "object_position_noise_m")
+        _positive(self, "diagnostics_rate_hz", "object_acceleration_m_s2")
+
+    @property
+    def object_estimate(self) -> ObjectEstimateConfig:
+        return ObjectEstimateConfig(
+            position_noise_m=self.object_position_noise_m,
+            acceleration_m_s2=self.object_acceleration_m_s2,
+        )
 
 
 @dataclass(frozen=True)

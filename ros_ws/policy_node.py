@@ -34,7 +34,7 @@ class PolicyNode(ContractNode):
         named = cfg.policy_path == SCRIPTED_POLICY  # a policy by name, not a file
         self.controller = PolicyController.load(
             cfg.policy_path if named else resolve_data_path(cfg.policy_path),
-            cfg.robot, cfg.control_rate_hz, cfg.stale_after_s, cfg.task,
+            cfg.robot, cfg.control_rate_hz, cfg.stale_after_s, cfg.task, cfg.object_estimate,
         )  # fmt: skip
         rate = self.controller.control_rate_hz
         self._period_s = 1.0 / rate

@@ -152,20 +152,24 @@ def rate_limited_step(
     Returns the new position and the velocity of the step actually taken. The position is
     kept within the target range, or where it already was when it starts outside it (it is
     never pulled back by a jump). Joint by joint in scalars: the twin runs this compiled,
-    with no temporary arrays.
+    with no temporary arrays. `limits` is read by field position, so the twin's compiled
+    path passes the same six rows as one array (a tuple costs microseconds to pass in).
     """
+    v_maxes, accels, target_min, target_max, position_min, position_max = (
+        limits[0], limits[1], limits[2], limits[3], limits[4], limits[5]
+    )  # fmt: skip
     q_new, v_new = np.empty(len(q)), np.empty(len(q))
     for i in range(len(q)):
         error = target[i] - q[i]
         distance = abs(error)
-        v_max, accel = limits.velocity_max[i], limits.acceleration_max[i]
+        v_max, accel = v_maxes[i], accels[i]
         speed = min(min(v_max, braking_speed(distance, accel, period_s)), distance / period_s)
         direction = 1.0 if error > 0 else (-1.0 if error < 0 else 0.0)
         dv = accel * period_s
         step_v = min(max(direction * speed, v[i] - dv), v[i] + dv)
         step_v = min(max(step_v, -v_max), v_max)
-        low = max(min(limits.target_min[i], q[i]), limits.position_min[i])
-        high = min(max(limits.target_max[i], q[i]), limits.position_max[i])
+        low = max(min(target_min[i], q[i]), position_min[i])
+        high = min(max(target_max[i], q[i]), position_max[i])
         q_new[i] = min(max(q[i] + step_v * period_s, low), high)
         v_new[i] = (q_new[i] - q[i]) / period_s
     return q_new, v_new
@@ -188,6 +192,66 @@ _Q, _V, _TARGET, _GOAL, _SETPOINT, _SUBMITTED = range(6)
 # Its int state: physics step count, then head and length of the command queue (to the
 # driver) and of the transit queue (to the device), and when the last command is visible.
 _STEP, _QUEUE_HEAD, _QUEUE_LEN, _TRANSIT_HEAD, _TRANSIT_LEN, _LAST_VISIBLE = range(6)
+SETPOINT_ROW = _SETPOINT  # where a caller of `_advance` reads the step's servo setpoints
+
+
+def _submit(
+    commanded: np.ndarray,
+    delay_steps: int,
+    path: np.ndarray,
+    ints: np.ndarray,
+    queue_due: np.ndarray,
+    queue: np.ndarray,
+) -> None:
+    """`commanded` is what the actuators are commanded from now on: if it differs from the
+    last command it is queued, visible to the driver `delay_steps` later (never before an
+    earlier command: one publisher's messages arrive in order)."""
+    if _differ(commanded, path[_SUBMITTED]):
+        path[_SUBMITTED, :] = commanded
+        visible = max(ints[_STEP] + delay_steps, ints[_LAST_VISIBLE])
+        ints[_LAST_VISIBLE] = visible
+        slot = (ints[_QUEUE_HEAD] + ints[_QUEUE_LEN]) % queue_due.shape[0]
+        queue_due[slot] = visible
+        queue[slot, :] = commanded
+        ints[_QUEUE_LEN] += 1
+
+
+def _advance(
+    path: np.ndarray,
+    ints: np.ndarray,
+    queue_due: np.ndarray,
+    queue: np.ndarray,
+    transit_due: np.ndarray,
+    transit: np.ndarray,
+    limits: Any,
+    ramp_max: np.ndarray,
+    period_s: float,
+    cycle_steps: int,
+    latency_steps: int,
+) -> None:
+    """One physics step of the path: the driver takes the commands now visible, steps its
+    limiter on a cycle boundary and sends the result, the device takes what arrives, and
+    `path[_SETPOINT]` holds this step's servo setpoints."""
+    slots = queue_due.shape[0]
+    step = ints[_STEP]
+    while ints[_QUEUE_LEN] > 0 and queue_due[ints[_QUEUE_HEAD]] <= step:  # the driver
+        path[_TARGET, :] = queue[ints[_QUEUE_HEAD]]
+        ints[_QUEUE_HEAD] = (ints[_QUEUE_HEAD] + 1) % slots
+        ints[_QUEUE_LEN] -= 1
+    if step % cycle_steps == 0:  # a driver cycle: one limiter step, sent to the device
+        q, v = rate_limited_step(path[_Q], path[_V], path[_TARGET], limits, period_s)
+        path[_Q, :] = q
+        path[_V, :] = v
+        slot = (ints[_TRANSIT_HEAD] + ints[_TRANSIT_LEN]) % slots
+        transit_due[slot] = step + latency_steps
+        transit[slot, :] = q
+        ints[_TRANSIT_LEN] += 1
+    while ints[_TRANSIT_LEN] > 0 and transit_due[ints[_TRANSIT_HEAD]] <= step:  # device
+        path[_GOAL, :] = transit[ints[_TRANSIT_HEAD]]
+        ints[_TRANSIT_HEAD] = (ints[_TRANSIT_HEAD] + 1) % slots
+        ints[_TRANSIT_LEN] -= 1
+    path[_SETPOINT, :] = ramp_step(path[_SETPOINT], path[_GOAL], ramp_max)
+    ints[_STEP] = step + 1
 
 
 def _plan(
@@ -201,54 +265,25 @@ def _plan(
     queue: np.ndarray,
     transit_due: np.ndarray,
     transit: np.ndarray,
-    limits: RateLimits,
+    limits: Any,
     ramp_max: np.ndarray,
     period_s: float,
     cycle_steps: int,
     latency_steps: int,
 ) -> int:
-    """One call of the twin's command path: fill `out` with a row of servo setpoints per
-    physics step, `starts` with the rows where they change (where an `mj_step` call must
-    begin; returns how many), and advance the path state (the row and slot names above).
-
-    `commanded` is what the actuators are commanded from now on; if it differs from the last
-    command it is queued, visible to the driver `delay_steps` later (never before an earlier
-    command: one publisher's messages arrive in order).
-    """
-    slots = queue_due.shape[0]
-    if np.any(commanded != path[_SUBMITTED]):
-        path[_SUBMITTED, :] = commanded
-        visible = max(ints[_STEP] + delay_steps, ints[_LAST_VISIBLE])
-        ints[_LAST_VISIBLE] = visible
-        slot = (ints[_QUEUE_HEAD] + ints[_QUEUE_LEN]) % slots
-        queue_due[slot] = visible
-        queue[slot, :] = commanded
-        ints[_QUEUE_LEN] += 1
+    """One call of the twin's command path: submit `commanded`, then fill `out` with a row
+    of servo setpoints per physics step and `starts` with the rows where they change (where
+    an `mj_step` call must begin; returns how many), advancing the path state (the row and
+    slot names above)."""
+    _submit(commanded, delay_steps, path, ints, queue_due, queue)
     count = 0
     for row in range(out.shape[0]):
-        step = ints[_STEP]
-        while ints[_QUEUE_LEN] > 0 and queue_due[ints[_QUEUE_HEAD]] <= step:  # the driver
-            path[_TARGET, :] = queue[ints[_QUEUE_HEAD]]
-            ints[_QUEUE_HEAD] = (ints[_QUEUE_HEAD] + 1) % slots
-            ints[_QUEUE_LEN] -= 1
-        if step % cycle_steps == 0:  # a driver cycle: one limiter step, sent to the device
-            q, v = rate_limited_step(path[_Q], path[_V], path[_TARGET], limits, period_s)
-            path[_Q, :] = q
-            path[_V, :] = v
-            slot = (ints[_TRANSIT_HEAD] + ints[_TRANSIT_LEN]) % slots
-            transit_due[slot] = step + latency_steps
-            transit[slot, :] = q
-            ints[_TRANSIT_LEN] += 1
-        while ints[_TRANSIT_LEN] > 0 and transit_due[ints[_TRANSIT_HEAD]] <= step:  # device
-            path[_GOAL, :] = transit[ints[_TRANSIT_HEAD]]
-            ints[_TRANSIT_HEAD] = (ints[_TRANSIT_HEAD] + 1) % slots
-            ints[_TRANSIT_LEN] -= 1
-        path[_SETPOINT, :] = ramp_step(path[_SETPOINT], path[_GOAL], ramp_max)
+        _advance(path, ints, queue_due, queue, transit_due, transit, limits, ramp_max,
+                 period_s, cycle_steps, latency_steps)  # fmt: skip
         out[row, :] = path[_SETPOINT]
         if row == 0 or _differ(out[row], out[row - 1]):
             starts[count] = row
             count += 1
-        ints[_STEP] = step + 1
     return count
 
 
@@ -261,7 +296,8 @@ def _differ(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 _COMPILED: dict[str, Callable[..., Any]] = {}
-_KERNELS = ("braking_speed", "rate_limited_step", "ramp_step", "_differ")  # `_plan` calls
+# What `_plan` calls, compiled with it (the twin's stepping loop calls the last two itself).
+_KERNELS = ("braking_speed", "rate_limited_step", "ramp_step", "_differ", "_submit", "_advance")
 
 
 def compiled_plan() -> Callable[..., None]:
@@ -296,7 +332,7 @@ def _example_arguments() -> tuple[Any, ...]:
     queue_due, transit_due = np.zeros(slots, dtype=np.int64), np.zeros(slots, dtype=np.int64)
     return (np.zeros((2, n)), np.zeros(2, dtype=np.int64), ones, 5, np.zeros((6, n)),
             np.zeros(6, dtype=np.int64), queue_due, np.zeros((slots, n)), transit_due,
-            np.zeros((slots, n)), limits, ones, 0.01, 5, 1)  # fmt: skip
+            np.zeros((slots, n)), np.array(limits), ones, 0.01, 5, 1)  # fmt: skip
 
 
 class CommandPath:
@@ -365,6 +401,7 @@ class CommandPath:
             velocity_max=nominal.velocity_max * config.velocity_scale,
             acceleration_max=nominal.acceleration_max * config.acceleration_scale,
         )
+        self._limit_rows = np.array(self._limits)  # the compiled path's form (one array)
         # The device announces its speed limit as float32 (PROTOCOL.md DeviceInfo).
         speed = self._limits.velocity_max.astype(np.float32).astype(np.float64)
         self._ramp_max = speed * self.timestep_s
@@ -386,6 +423,11 @@ class CommandPath:
         self._ints[_LAST_VISIBLE] = self._ints[_STEP]
 
     @property
+    def submitted(self) -> np.ndarray:
+        """The last command the path was given (a copy)."""
+        return self._path[_SUBMITTED].copy()
+
+    @property
     def sent(self) -> np.ndarray:
         """The limiter's newest command (what the driver sent: `joint_command_applied`)."""
         return self._path[_Q].copy()
@@ -398,15 +440,26 @@ class CommandPath:
         if len(self._starts) < nstep:
             self._starts = np.empty(nstep, dtype=np.int64)
         starts = self._starts
-        delay = self._delay_steps
-        jitter = self.config.command_jitter_cycles
-        if jitter:
-            delay += int(self._rng.integers(0, jitter + 1)) * self._cycle_steps
-        count = self._plan(
-            out, starts, commanded, delay, self._path, self._ints, self._queue_due,
-            self._queue, self._transit_due, self._transit, self._limits, self._ramp_max,
-            self.config.cycle_period_s, self._cycle_steps, self._latency_steps,
-        )  # fmt: skip
+        count = self._plan(out, starts, *self.kernel_arguments(commanded))
         self.start_rows = starts[:count]
         self.starts = self.start_rows.tolist()
         return out
+
+    def kernel_arguments(self, commanded: np.ndarray) -> tuple[Any, ...]:
+        """The arguments of `_plan` after its first two, for a caller that runs the compiled
+        kernels itself (`_submit` takes the first six, `_advance` the rest from `path`): the
+        twin steps physics between them (sim/twin.py) with no Python call per step. A new
+        command's jitter is drawn here."""
+        delay = self._delay_steps
+        jitter = self.config.command_jitter_cycles
+        if jitter and _differ(commanded, self._path[_SUBMITTED]):
+            delay += int(self._rng.integers(0, jitter + 1)) * self._cycle_steps
+        return (commanded, delay, self._path, self._ints, self._queue_due, self._queue,
+                self._transit_due, self._transit, self._limit_rows, self._ramp_max,
+                self.config.cycle_period_s, self._cycle_steps, self._latency_steps)  # fmt: skip
+
+    @staticmethod
+    def kernels() -> tuple[Callable[..., None], Callable[..., None]]:
+        """The compiled `_submit` and `_advance` (see `kernel_arguments`)."""
+        compiled_plan()
+        return _COMPILED["_submit"], _COMPILED["_advance"]

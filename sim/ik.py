@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import mujoco
 import numpy as np
 
 from sim.errors import ConfigError, UnknownNameError
+from sim.mujoco_c import functions
 
 
 @dataclass(frozen=True)
@@ -251,12 +253,16 @@ class IKServo:
         self._jac = np.zeros((6, ik.model.nv))
         self._jacp, self._jacr = self._jac[:3], self._jac[3:]
         self._dofs = ik._dof_slice
+        self._dof_ids = np.asarray(ik._dofs, dtype=np.int64)
         self._clamp = clamp
+        self._kernel = _compiled_targets()
         self._weight = ik.config.orientation_weight_m_per_rad
         self._quat = np.zeros(4)
         self._quat_err = np.zeros(4)
         self._conj = np.zeros(4)
         self.set_orientation(target_quat)
+        if self._kernel is not None:  # compile now, not at an episode's first step
+            self.targets(self._site_xpos.copy(), np.zeros(len(ik.joints)))
 
     def set_orientation(self, target_quat: np.ndarray | None) -> None:
         """Hold the site at `target_quat` (w, x, y, z), or leave orientation free (None)."""
@@ -278,7 +284,21 @@ class IKServo:
         self._dq = self._dq_aug[:n]
 
     def targets(self, target_pos: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Joint targets (written into `out`) one DLS step toward `target_pos` [m, world]."""
+        """Joint targets (written into `out`) one DLS step toward `target_pos` [m, world]:
+        compiled where MuJoCo's C library is at hand (the same C calls, so the same bits)."""
+        if self._kernel is not None and out.flags.c_contiguous:
+            self._kernel(
+                self._model._address, self._data._address, self._site,
+                np.asarray(target_pos, dtype=np.float64), self._site_xpos, self._site_xmat,
+                self._jac, self._dof_ids, self._aug, self._a, self._err, self._y,
+                self._dq_aug, self._quat, self._quat_err, self._conj, self._rotation,
+                self._qpos, self._clamp, self._ik.lower, self._ik.upper, out,
+            )  # fmt: skip
+            return out
+        return self._python_targets(target_pos, out)
+
+    def _python_targets(self, target_pos: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """`targets` through the Python bindings (and the reference for the kernel)."""
         np.subtract(target_pos, self._site_xpos, out=self._err_pos)
         mujoco.mj_jacSite(self._model, self._data, self._jacp, self._jacr, self._site)
         rows = 3
@@ -298,6 +318,59 @@ class IKServo:
             np.maximum(out, self._ik.lower, out=out)
             np.minimum(out, self._ik.upper, out=out)
         return out
+
+
+_KERNEL: list[Any] = []
+
+
+def _compiled_targets() -> Any:
+    """`IKServo._python_targets` compiled (numba) over MuJoCo's C functions, or None."""
+    if not _KERNEL:
+        _KERNEL.append(_build_targets())
+    return _KERNEL[0]
+
+
+def _build_targets() -> Any:
+    c = functions()
+    if c is None:
+        return None
+    import numba
+
+    jac_site, mat2quat, mul_quat = c["mj_jacSite"], c["mju_mat2Quat"], c["mju_mulQuat"]
+    quat2vel, mul_mat_mat_t = c["mju_quat2Vel"], c["mju_mulMatMatT"]
+    chol_factor, chol_solve, mul_mat_t_vec = (
+        c["mju_cholFactor"], c["mju_cholSolve"], c["mju_mulMatTVec"]
+    )  # fmt: skip
+
+    @numba.njit  # not cached: the C functions are bound at run time
+    def targets(model, data, site, target, site_xpos, site_xmat, jac, dofs, aug, a, err, y,
+                dq_aug, quat, quat_err, conj, rotation, qpos, clamp, lower, upper, out):  # pragma: no cover - compiled  # fmt: skip  # noqa: E501
+        for i in range(3):
+            err[i] = target[i] - site_xpos[i]
+        nv = jac.shape[1]
+        jac_site(model, data, jac.ctypes.data, jac.ctypes.data + 3 * nv * 8, site)
+        rows = 3
+        if rotation:
+            rows = 6
+            mat2quat(quat.ctypes.data, site_xmat.ctypes.data)
+            mul_quat(quat_err.ctypes.data, quat.ctypes.data, conj.ctypes.data)
+            quat2vel(err.ctypes.data + 3 * 8, quat_err.ctypes.data, -1.0)
+        n = dofs.shape[0]
+        for r in range(rows):
+            for j in range(n):
+                aug[r, j] = jac[r, dofs[j]]
+        width = aug.shape[1]
+        mul_mat_mat_t(a.ctypes.data, aug.ctypes.data, aug.ctypes.data, rows, width, rows)
+        chol_factor(a.ctypes.data, rows, 0.0)
+        chol_solve(y.ctypes.data, a.ctypes.data, err.ctypes.data, rows)
+        mul_mat_t_vec(dq_aug.ctypes.data, aug.ctypes.data, y.ctypes.data, rows, width)
+        for j in range(n):
+            value = qpos[j] + dq_aug[j]
+            if clamp:
+                value = min(max(value, lower[j]), upper[j])
+            out[j] = value
+
+    return targets
 
 
 def _better(a: IKResult, b: IKResult) -> bool:

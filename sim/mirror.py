@@ -7,9 +7,13 @@ observation, so the robot-side observation cannot drift from the training one. I
 turns a policy action into command targets through the task's own `apply_action` (for the
 Fetch tasks: the Cartesian step through the twin's IK).
 
-The object's velocity is not measured on a real robot: it is the finite difference of the
-last two poses (linear in the world frame, angular in the body frame, as the free joint's
-qvel), zero for the first pose of an episode or after a gap longer than `max_gap_s`.
+The object's velocity is not measured on a real robot. Every measured pose
+(`measure_object`, at the state rate) goes into an `ObjectEstimate` (sim/object_estimate.py):
+by default (`RAW`) its position is the measurement and its linear velocity the difference of
+the last two; a policy's controller configures the constant-velocity Kalman filter there,
+because a robot measures the object with noise. The angular velocity is the difference of
+the last two orientations acted on (body frame, as the free joint's qvel). Both are zero for
+the first pose of an episode or after a gap longer than the estimate's `max_gap_s`.
 
 Run: `python -c "from sim.mirror import TaskMirror; m = TaskMirror('fetch-push'); print(m.sample_goal(0))"`
 """  # noqa: E501
@@ -23,6 +27,7 @@ from numpy.typing import ArrayLike
 from sim.contract.samples import ObjectPose
 from sim.envs import make_env
 from sim.errors import ControlError, StateError
+from sim.object_estimate import RAW, ObjectEstimate, ObjectEstimateConfig
 from sim.robot_io import RobotIO
 from sim.tasks import get_task_spec
 
@@ -32,7 +37,7 @@ _FREE = int(mujoco.mjtJoint.mjJNT_FREE)
 class TaskMirror:
     """One task's env, driven by measurements instead of by its own physics."""
 
-    def __init__(self, task: str, max_gap_s: float = 0.2):
+    def __init__(self, task: str, object_estimate: ObjectEstimateConfig | None = None):
         spec = get_task_spec(task)
         self.task_name = task
         self.env = make_env(spec.task_class, **spec.kwargs)
@@ -41,7 +46,8 @@ class TaskMirror:
         self.io = RobotIO.of(self.robot, self.twin)
         self.dt = self.env.dt
         self.max_episode_steps = spec.max_episode_steps
-        self.max_gap_s = max_gap_s
+        self.object_estimate = ObjectEstimate(object_estimate or RAW)
+        self.max_gap_s = self.object_estimate.config.max_gap_s
         self.goal = np.zeros(self.task.goal_dim)
         free = [i for i in range(self.twin.model.njnt) if self.twin.model.jnt_type[i] == _FREE]
         self._object_qadr = int(self.twin.model.jnt_qposadr[free[0]]) if free else None
@@ -58,6 +64,7 @@ class TaskMirror:
         """The goal of the episode the env would run with `seed` (same RNG stream)."""
         obs, _ = self.env.reset(seed=seed)
         self._last_pose = None
+        self.object_estimate.restart()
         self.goal = obs["desired_goal"].copy()
         return self.goal.copy()
 
@@ -67,6 +74,7 @@ class TaskMirror:
         at the resting pose, and a task whose actions are relative to the previous target
         must not carry the last episode's targets over."""
         self._last_pose = None
+        self.object_estimate.restart()
         self._targets_from_measured = True
 
     def hold(self) -> None:
@@ -74,13 +82,19 @@ class TaskMirror:
         where the robot is, not from a target it was never sent toward."""
         self._targets_from_measured = True
 
+    def measure_object(self, pose: ObjectPose) -> None:
+        """Take one measured object pose into the estimate (each one, as it arrives)."""
+        self.object_estimate.update(pose.position_m, pose.stamp_ns)
+
     def update(
         self,
         positions: ArrayLike,
         velocities: ArrayLike,
         object_pose: ObjectPose | None = None,
     ) -> None:
-        """Write measured joint state (in `io.joint_names` order) and the object's pose."""
+        """Write measured joint state (in `io.joint_names` order) and the object's pose: its
+        orientation, and the estimate's position and velocity (`object_pose` is measured
+        into it first, unless it was already, by stamp)."""
         data = self.twin.data
         pos = np.asarray(positions, dtype=np.float64)
         vel = np.asarray(velocities, dtype=np.float64)
@@ -113,23 +127,24 @@ class TaskMirror:
             raise StateError(f"{self.task_name}: object pose is non-finite or not a rotation")
         quat = quat / norm
         data, adr, dof = self.twin.data, self._object_qadr, self._object_dof
-        data.qpos[adr : adr + 3] = pose.position_m
+        self.measure_object(pose)  # a stamp already measured is not taken twice
+        estimate = self.object_estimate
+        data.qpos[adr : adr + 3] = estimate.position_m
         data.qpos[adr + 3 : adr + 7] = quat
-        data.qvel[dof : dof + 6] = self._object_velocity(pose, quat)
+        data.qvel[dof : dof + 3] = estimate.velocity_m_s
+        data.qvel[dof + 3 : dof + 6] = self._angular_velocity(pose, quat)
         self._last_pose = ObjectPose(np.array(pose.position_m, dtype=float), quat, pose.stamp_ns)
 
-    def _object_velocity(self, pose: ObjectPose, quat: np.ndarray) -> np.ndarray:
+    def _angular_velocity(self, pose: ObjectPose, quat: np.ndarray) -> np.ndarray:
         last = self._last_pose
-        velocity = np.zeros(6)
+        velocity = np.zeros(3)
         if last is None:
             return velocity
         gap = (pose.stamp_ns - last.stamp_ns) * 1e-9
         if not 0.0 < gap <= self.max_gap_s:
             return velocity
-        velocity[:3] = (np.asarray(pose.position_m) - last.position_m) / gap
-        mujoco.mju_subQuat(velocity[3:], quat, last.quaternion_wxyz)  # body frame
-        velocity[3:] /= gap
-        return velocity
+        mujoco.mju_subQuat(velocity, quat, last.quaternion_wxyz)  # body frame
+        return velocity / gap
 
     def observation(self) -> dict[str, np.ndarray]:
         """The env's observation dict for the mirrored state and the current goal."""

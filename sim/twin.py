@@ -14,8 +14,9 @@ from typing import Any, cast
 import mujoco
 import numpy as np
 
-from sim.actuation import CommandPath
+from sim.actuation import SETPOINT_ROW, CommandPath
 from sim.errors import ControlError, PhysicsError, StateError, UnknownNameError
+from sim.mujoco_c import functions
 from sim.robots.models import load_model
 
 # Everything needed to continue a simulation bit-exactly (time, qpos, qvel, act, warmstart,
@@ -210,9 +211,11 @@ class Twin:
         own values), not at an episode's first step: a node's clock must not stall there."""
         runs = _compiled_runs()
         if runs is not None:
-            rows = self.data.ctrl[first : first + count].copy()[None, :]
-            runs(self.model._address, self.data._address, self.data.ctrl, first, rows,
-                 np.zeros(1, dtype=np.int64), 0)  # fmt: skip
+            path = cast(CommandPath, self._path)
+            arguments = path.kernel_arguments(path.submitted)  # nothing new is queued
+            ctrl = self.data.ctrl
+            runs(self.model._address, self.data._address, ctrl, first, 0,
+                 ctrl[first : first + count].copy(), *arguments[1:])  # fmt: skip
 
     def reset_command_path(self, seed: int | None = None) -> None:
         """Start the path at rest where the actuators are (a new episode); no-op if ideal."""
@@ -229,15 +232,15 @@ class Twin:
         call per run of equal setpoints (the ramp changes them while a servo moves)."""
         model, data, ids, view = self.model, self.data, self._path_ids, self._path_ctrl
         path = cast(CommandPath, self._path)  # `step` calls this only with a path
+        runs = _compiled_runs()
+        if runs is not None and view is not None:  # the same steps, no Python call per step
+            commanded = view.copy()  # the loop writes setpoints into `view`, then these again
+            runs(model._address, data._address, data.ctrl, int(ids[0]), nstep,
+                 *path.kernel_arguments(commanded))  # fmt: skip
+            return
         commanded = data.ctrl[ids]
         rows = path.setpoints(commanded, nstep)
         starts = path.starts
-        runs = _compiled_runs() if view is not None else None
-        if runs is not None:  # the same steps, without a Python call per run
-            first = int(ids[0])
-            runs(model._address, data._address, data.ctrl, first, rows, path.start_rows, nstep)
-            data.ctrl[ids] = commanded
-            return
         step = mujoco.mj_step
         for start, end in zip(starts, [*starts[1:], nstep], strict=True):
             if view is not None:
@@ -322,8 +325,9 @@ _RUNS: list[Any] = []
 
 
 def _compiled_runs() -> Any:
-    """A compiled loop over a command path's runs of equal setpoints that calls MuJoCo's
-    own `mj_step` (libmujoco, through ctypes) once per physics step: the same steps as
+    """A compiled loop over a control step's physics steps: the command path's kernels
+    (sim/actuation.py `CommandPath.kernels`) set the servo setpoints before each step, which
+    calls MuJoCo's own `mj_step` (libmujoco, through ctypes): the same steps as
     `mujoco.mj_step` from Python, without the interpreter between them. None where the
     library is not found (the Python loop runs instead)."""
     if not _RUNS:
@@ -332,25 +336,38 @@ def _compiled_runs() -> Any:
 
 
 def _build_runs() -> Any:
-    import ctypes
-    from pathlib import Path
-
-    library = Path(mujoco.__file__).parent / f"libmujoco.so.{mujoco.__version__}"
-    if not library.exists():
+    c_functions = functions()
+    if c_functions is None:
         return None
     import numba
 
-    step = ctypes.CDLL(str(library)).mj_step
-    step.argtypes, step.restype = [ctypes.c_size_t, ctypes.c_size_t], None
+    step = c_functions["mj_step"]
+    submit, advance = CommandPath.kernels()
+    setpoint = SETPOINT_ROW
 
     @numba.njit
-    def runs(model, data, ctrl, first, rows, starts, nstep):  # pragma: no cover - compiled
-        count = len(starts)
-        for r in range(count):
-            end = starts[r + 1] if r + 1 < count else nstep
-            for j in range(rows.shape[1]):
-                ctrl[first + j] = rows[starts[r], j]
-            for _ in range(end - starts[r]):
-                step(model, data)
+    def runs(model, data, ctrl, first, nstep, commanded, delay, path, ints, queue_due, queue,
+             transit_due, transit, limits, ramp_max, period_s, cycle_steps, latency_steps):  # pragma: no cover - compiled  # fmt: skip  # noqa: E501
+        submit(commanded, delay, path, ints, queue_due, queue)
+        count = commanded.shape[0]
+        for _ in range(nstep):
+            advance(
+                path,
+                ints,
+                queue_due,
+                queue,
+                transit_due,
+                transit,
+                limits,
+                ramp_max,
+                period_s,
+                cycle_steps,
+                latency_steps,
+            )
+            for j in range(count):
+                ctrl[first + j] = path[setpoint, j]
+            step(model, data)
+        for j in range(count):
+            ctrl[first + j] = commanded[j]
 
     return runs

@@ -113,7 +113,7 @@ def test_the_compiled_limiter_is_the_driver_paths_limiter() -> None:
         q, v = rng.uniform(low, high), rng.uniform(-2, 2, n)
         target = rng.uniform(low - 0.5, high + 0.5)
         plain = rate_limited_step(q, v, target, limits, 0.01)
-        jitted = fast(q, v, target, limits, 0.01)
+        jitted = fast(q, v, target, np.array(limits), 0.01)  # the twin passes one array
         np.testing.assert_array_equal(plain[0], jitted[0])
         np.testing.assert_array_equal(plain[1], jitted[1])
 

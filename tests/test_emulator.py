@@ -849,6 +849,35 @@ def test_a_command_after_enable_or_reset_fault_mid_motion_is_measured_from_the_j
     assert refused == [], refused
 
 
+@pytest.mark.parametrize("restart", ["enable", "reset_fault"])
+def test_a_full_step_against_a_coasting_joint_after_enable_is_accepted(restart: str) -> None:
+    """D16.4's allowance for a State's age: after Enable or ResetFault mid-motion the joint
+    coasts on while the host's newest State ages; a first Command a step of 0.95 x the bound
+    back against the motion from that State is accepted (an independent host's was refused
+    20 of 20 times when only the noise was allowed)."""
+    host = enabled_host()
+    limits = host.device.limits
+    pan_speed = robot_tables("fetch").limits.velocity_max[0]
+    step = 0.95 * pan_speed * 0.01
+    message = Enable(True) if restart == "enable" else ResetFault()
+    for round_ in range(4):
+        direction = 1.0 if round_ % 2 == 0 else -1.0
+        target = np.clip(host.last_state().servo_positions, limits.low, limits.high)
+        for _ in range(25):
+            target[0] += direction * step
+            host.send(Command(target))
+            host.run(5)
+        seen = np.clip(host.last_state().servo_positions, limits.low, limits.high)
+        assert host.request(message).result == AckResult.OK
+        back = seen.copy()
+        back[0] -= direction * 0.95 * limits.max_step[0]  # against the motion
+        host.send(Command(np.clip(back, limits.low, limits.high)))
+        host.run(2)
+        host.run(40)
+    refused = [c for c in commands(host.device) if not c["accepted"]]
+    assert refused == [], refused
+
+
 def test_a_servo_far_off_its_setpoint_for_500_ms_latches_tracking() -> None:
     """D20: a seized joint commanded 0.5 rad away faults after 500 ms (and not before); the
     device holds and says which servo."""

@@ -62,6 +62,25 @@ def test_ik_solve_leaves_the_twin_untouched() -> None:
     np.testing.assert_array_equal(twin.get_state(), before)
 
 
+@pytest.mark.parametrize(("orientation", "clamp"), [(DOWN_QUAT, False), (None, True)])
+def test_the_compiled_ik_step_computes_the_python_steps_bits(orientation, clamp: bool) -> None:
+    """The servo's compiled step (numba over MuJoCo's C functions, run every control step)
+    against the same step through the Python bindings, from states of a moving arm."""
+    twin = Twin.load("fetch", "reach")
+    servo = DlsIK(twin.model, GRIP_SITE, ARM_JOINTS).servo(twin.data, orientation, clamp=clamp)
+    assert servo._kernel is not None  # MuJoCo's library is found here
+    rng = np.random.default_rng(0)
+    compiled, python = np.zeros(len(ARM_JOINTS)), np.zeros(len(ARM_JOINTS))
+    for _ in range(40):
+        twin.step(nstep=5)
+        target = twin.data.site(GRIP_SITE).xpos + rng.normal(0.0, 0.1, 3)
+        servo.targets(target, compiled)
+        servo._python_targets(target, python)
+        np.testing.assert_array_equal(compiled, python)
+        twin.data.ctrl[: len(ARM_JOINTS)] = compiled
+    assert np.ptp(compiled) > 0
+
+
 @pytest.mark.parametrize("task", FETCH_TASKS + tuple(f"{task}-v0" for task in FETCH_TASKS))
 def test_observation_layout_matches_gymnasium_robotics(task: str) -> None:
     """Gymnasium-Robotics' values first; fetch-reach (v1) appends target_lead and the arm's

@@ -320,7 +320,7 @@ def test_no_frame_of_any_kind_makes_the_device_act_unsafely():
     assert report["violations"] == [] and report["violation_count"] == 0
     assert report["goals"] == {k: True for k in report["goals"]}, report["goals"]
     acc = report["accounting"]
-    assert acc["undetected_damage"] == 0  # this seed: no damaged frame passed both CRCs
+    assert acc["undetected_damage"] <= bench.crc_escape_bound(acc["damaged_or_garbage_sent"])
     assert set(report["rejections"]) == {"count", "non_finite", "out_of_limit", "too_far"}
     errors = {"crc", "header_crc", "garbage", "oversize", "bad_payload", "unknown_type"}
     assert errors | {"bad_version"} <= set(acc["parser"]), acc["parser"]

@@ -1004,7 +1004,7 @@ RULES: list[tuple[str, dict[str, Any], str, str]] = [
     ("device_time_jump", {"device_time_us": 2_000_000}, "1", "0.01"),
     ("servo_position", {"servo_positions": [1.56, 0.0, 0.02]}, "shoulder", "1.56"),
     ("servo_position", {"servo_positions": [0.0, 0.0, -0.051]}, "gripper", "-0.051"),
-    ("servo_velocity", {"servo_velocities": [0.0, -3.2, 0.0]}, "elbow", "-3.2"),
+    ("servo_velocity", {"servo_velocities": [0.0, -4.7, 0.0]}, "elbow", "-4.7"),
     ("servo_jump", {"servo_positions": [0.1, 0.0, 0.02]}, "shoulder", "0.1"),
 ]
 
