@@ -102,9 +102,10 @@ class PolicyNodeConfig:
     stale_after_s: float = 0.0  # 0: three control periods
     # The object pose's measurement noise (standard deviation per axis) and how hard the
     # object may accelerate: the policy acts on a filtered estimate (sim/object_estimate.py);
-    # 0 acts on the raw pose
-    object_position_noise_m: float = 0.003
-    object_acceleration_m_s2: float = 4.0
+    # 0 acts on the raw pose. The defaults are the estimate's own, which the training twin's
+    # sensor randomization filters with too (sim/randomization/sensors.py)
+    object_position_noise_m: float = ObjectEstimateConfig.position_noise_m
+    object_acceleration_m_s2: float = ObjectEstimateConfig.acceleration_m_s2
     diagnostics_rate_hz: float = 2.0
 
     def __post_init__(self) -> None:

@@ -6,9 +6,9 @@ unwrapped env exposes `model`, `data` and `frame_skip` as Gymnasium's MujocoEnv 
 
 With `privileged_state=True` the dict also carries `privileged_state`
 (`Task.privileged_state`: simulator state the robot cannot measure), for asymmetric critics,
-and `true_observation`: the observation before the randomization's observation noise, bias,
-delay and dropout (the same as `observation` without them), for an expert that labels what
-the student sees (DAgger).
+and `true_observation`: the observation before the randomization's sensor noise and
+observation noise, bias, delay and dropout (the same as `observation` without them), for an
+expert that labels what the student sees (DAgger).
 It rides in the observation dict, not in `info`, so vector envs move it through shared
 memory and its size is known from the observation space before any reset. Policies never
 see it: `policies.observation.flatten_observation` reads `observation` and `desired_goal`.
@@ -166,7 +166,7 @@ class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         else:
             self.randomizer.action.step(action)
             obs = self._observe()
-            obs["observation"] = self.randomizer.observation.observe(obs["observation"])
+            obs["observation"] = self.randomizer.observe(obs["observation"])
         success = bool(self.task.is_success(obs["achieved_goal"], self.goal))
         info = {"is_success": float(success), "action_clipped": clipped}
         info.update(self.task.extra_info(self.twin))

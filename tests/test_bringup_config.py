@@ -51,6 +51,18 @@ def test_shipped_parameter_files_are_valid_for_every_node(config: Path) -> None:
         node_config(NODE_CONFIGS[launch.name], launch.parameters(), config)
 
 
+@pytest.mark.parametrize("config", [SIM_CONFIG, ROBOT_CONFIG])
+def test_the_shipped_policy_node_filters_the_object_as_the_training_twin_does(config) -> None:
+    """The sensor randomization (sim/randomization/sensors.py) trains policies on the object
+    estimate's defaults: a shipped file that filtered otherwise would not be what they saw."""
+    from sim.object_estimate import ObjectEstimateConfig
+
+    nodes = SIM_NODES if config == SIM_CONFIG else ROBOT_NODES
+    (policy,) = [launch for launch in plan(nodes, config) if launch.name == "policy_node"]
+    node = node_config(NODE_CONFIGS["policy_node"], policy.parameters(), config)
+    assert node.object_estimate == ObjectEstimateConfig()
+
+
 BAD_FILES = {
     "unknown key": ("twin_node:\n  ros__parameters:\n    tsak: fetch-push\n", "tsak"),
     "wrong type": ("task_node:\n  ros__parameters:\n    episodes: ten\n", "episodes"),

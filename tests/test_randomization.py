@@ -289,6 +289,71 @@ def test_observation_dropout_repeats_the_last_observation_at_its_rate():
     assert repeats / steps == pytest.approx(0.3, abs=0.07)
 
 
+# -- sensor pipeline -----------------------------------------------------------------------
+SENSORS = ("sensor.joint_position_noise:std", "sensor.joint_velocity_noise:std",
+           "sensor.object_position_noise:std")  # fmt: skip
+GRIP, OBJ, FINGERS, FINGER_VEL = slice(0, 3), slice(3, 6), slice(9, 11), slice(23, 25)
+
+
+def _sensed(stds, actions, seed=0):
+    """(seen, true) observations of fetch-push with these sensor noise levels."""
+    ranges = {path: [std, std] for path, std in zip(SENSORS, stds, strict=True)}
+    env = make_task_env(
+        "fetch-push", disable_env_checker=True, privileged_state=True,
+        randomization=RandomizationConfig(ranges=ranges),
+    ).unwrapped  # fmt: skip
+    obs = [env.reset(seed=seed)[0]] + [env.step(a)[0] for a in actions]
+    seen = np.array([o["observation"] for o in obs])
+    return seen, np.array([o["true_observation"] for o in obs])
+
+
+def test_sensor_noise_never_reaches_the_physics():
+    actions = np.random.default_rng(4).uniform(-1, 1, (25, 4))
+    true = _observations(_env("fetch-push"), actions)
+    seen, true_too = _sensed((0.003, 0.03, 0.008), actions)
+    np.testing.assert_array_equal(true_too, true)  # the twin's trajectory is the plain one
+    assert np.abs(seen - true).max() > 0.003
+
+
+def test_joint_noise_moves_the_gripper_by_the_arm_and_leaves_the_object():
+    seen, true = _sensed((0.002, 0.0, 0.0), np.zeros((40, 4)))
+    error = seen - true
+    assert error[:, FINGERS].std() == pytest.approx(0.002, rel=0.25)  # measured joints
+    assert 0.001 < error[:, GRIP].std() < 0.01  # seven joints' noise through the arm's lever
+    np.testing.assert_allclose(error[:, OBJ], 0.0, atol=1e-6)  # at rest, measured exactly
+
+
+def test_velocity_noise_shows_in_the_velocities_only():
+    seen, true = _sensed((0.0, 0.02, 0.0), np.zeros((40, 4)))
+    error = seen - true
+    dt = 0.04
+    assert error[:, FINGER_VEL].std() == pytest.approx(0.02 * dt, rel=0.25)
+    # positions untouched (1e-6: the plain observation's kinematics are the last substep's)
+    np.testing.assert_allclose(error[:, :11], 0.0, atol=1e-6)
+
+
+def test_object_noise_is_filtered_by_the_robot_sides_estimate():
+    seen, true = _sensed((0.0, 0.0, 0.005), np.zeros((60, 4)))
+    error = seen - true
+    # four measurements a step through the policy node's Kalman filter: less than one's 5 mm
+    assert 0.0005 < error[10:, OBJ].std() < 0.004
+    np.testing.assert_allclose(error[:, GRIP], 0.0, atol=1e-6)
+
+
+def test_sensor_noise_runs_on_the_hand_and_leaves_its_physics_alone():
+    ranges = {path: [0.01, 0.01] for path in SENSORS}
+    noisy = make_task_env(
+        "hand-block-rotate-z", disable_env_checker=True, privileged_state=True,
+        randomization=RandomizationConfig(ranges=ranges),
+    )  # fmt: skip
+    plain = make_task_env("hand-block-rotate-z", disable_env_checker=True)
+    (seen, _), (true, _) = noisy.reset(seed=5), plain.reset(seed=5)
+    for action in np.random.default_rng(5).uniform(-1, 1, (5, *noisy.action_space.shape)):
+        seen, true = noisy.step(action)[0], plain.step(action)[0]
+    np.testing.assert_array_equal(seen["true_observation"], true["observation"])
+    assert np.abs(seen["observation"] - true["observation"]).max() > 0.005
+
+
 # -- values, configs, determinism ----------------------------------------------------------
 def test_a_seed_gives_the_same_values_state_and_goal_and_the_goal_of_the_plain_env():
     ranges = {"physics.friction:scale": [0.5, 2.0], "action.latency:steps": [0, 2]}
@@ -378,7 +443,7 @@ def test_physics_randomizers_are_all_registered():
     paths = {p.path for cls in PHYSICS_RANDOMIZERS for p in cls.parameters}
     assert paths <= set(PARAMETERS)
     families = {p.split(".")[0] for p in PARAMETERS}
-    assert families == {"physics", "actuation", "action", "observation", "visual"}
+    assert families == {"physics", "actuation", "action", "sensor", "observation", "visual"}
 
 
 def test_the_parameter_table_lists_every_path() -> None:

@@ -6,8 +6,9 @@ never touch the model, so an env randomizing friction pays for friction alone.
 Before each reset the env hands it the episode's parameter values (sampled here from the
 config's ranges, or given by a trainer's ADR plan): model randomizers restore nominal and
 apply the new values, then the task resets the twin on the randomized model, then the
-action and observation pipelines start the episode. Values are checked against each
-parameter's legal range first, so nothing illegal ever reaches the model.
+action, sensor and observation pipelines start the episode. Each step's observation is the
+sensors' (computed from noisy measurements), then the observation pipeline's. Values are
+checked against each parameter's legal range first, so nothing illegal reaches the model.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sim.randomization.config import RandomizationConfig
 from sim.randomization.observation import ObservationPipeline
 from sim.randomization.parameters import RandomizationError
 from sim.randomization.registry import MODEL_RANDOMIZERS, PARAMETERS, get_parameter
+from sim.randomization.sensors import SensorPipeline
 from sim.tasks.base import Task
 from sim.twin import Twin
 
@@ -48,6 +50,7 @@ class EpisodeRandomizer:
             self._randomizers.append(randomizer)
         self.nominal = {path: p.nominal for path, p in PARAMETERS.items()}
         self.action = ActionPipeline(twin, task)
+        self.sensors = SensorPipeline(twin, task)
         self.observation = ObservationPipeline()
 
     def sample(self, rng: np.random.Generator) -> dict[str, float]:
@@ -82,7 +85,12 @@ class EpisodeRandomizer:
     def begin_episode(self, first_observation: np.ndarray) -> np.ndarray:
         """Start the step pipelines after the task reset; returns the first seen observation."""
         self.action.begin_episode(self._values, self._rng)
-        return self.observation.begin_episode(self._values, self._rng, first_observation)
+        seen = self.sensors.begin_episode(self._values, self._rng, first_observation)
+        return self.observation.begin_episode(self._values, self._rng, seen)
+
+    def observe(self, true_observation: np.ndarray) -> np.ndarray:
+        """What the policy sees this step, given the twin's state and its true observation."""
+        return self.observation.observe(self.sensors.observe(true_observation))
 
     def restore(self) -> None:
         """Put every nominal model value back."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sim.errors import ConfigError
 
-FAMILIES = ("physics", "actuation", "action", "observation", "visual")
+FAMILIES = ("physics", "actuation", "action", "sensor", "observation", "visual")
 
 
 class RandomizationError(ConfigError):

@@ -1,6 +1,6 @@
 """Every randomizable parameter by path, and the model randomizers that own them.
 
-The visual family registers here like the physics one; the action and observation
+The visual family registers here like the physics one; the action, sensor and observation
 pipelines own their parameters directly (they act on the step, not on the model).
 """
 
@@ -13,6 +13,7 @@ from sim.randomization.base import Randomizer
 from sim.randomization.observation import OBSERVATION_PARAMETERS
 from sim.randomization.parameters import Parameter, RandomizationError, by_path
 from sim.randomization.physics import PHYSICS_RANDOMIZERS
+from sim.randomization.sensors import SENSOR_PARAMETERS
 from sim.randomization.visual import VISUAL_RANDOMIZERS
 
 MODEL_RANDOMIZERS: tuple[type[Randomizer], ...] = (
@@ -22,7 +23,7 @@ MODEL_RANDOMIZERS: tuple[type[Randomizer], ...] = (
 
 def _all_parameters() -> dict[str, Parameter]:
     parameters = [p for cls in MODEL_RANDOMIZERS for p in cls.parameters]
-    parameters += [*ACTION_PARAMETERS, *OBSERVATION_PARAMETERS]
+    parameters += [*ACTION_PARAMETERS, *SENSOR_PARAMETERS, *OBSERVATION_PARAMETERS]
     return by_path(parameters, "registered parameter")
 
 
