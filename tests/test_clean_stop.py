@@ -80,6 +80,16 @@ def _starting_node(supervised: bool, blocked: bool, wait_s: float) -> subprocess
     env = {k: v for k, v in os.environ.items() if k != SUPERVISOR_PID_VARIABLE}
     if supervised:
         env[SUPERVISOR_PID_VARIABLE] = "1"
+
+    def as_from_a_shell() -> None:
+        # An ignored signal stays ignored across exec, and Python then never installs its
+        # KeyboardInterrupt handler: a node is started from a shell or a supervisor with the
+        # default dispositions, whatever an earlier test left in this pytest process.
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
     return subprocess.Popen(
         [sys.executable, "-c", STARTING, str(wait_s)],
         env=env,
@@ -87,9 +97,7 @@ def _starting_node(supervised: bool, blocked: bool, wait_s: float) -> subprocess
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=(lambda: signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS))
-        if blocked
-        else None,
+        preexec_fn=as_from_a_shell,
     )
 
 

@@ -88,8 +88,8 @@ class SensorPipeline:
         mujoco.mj_copyData(self._saved, model, data)
         data.qpos[self._qpos] += rng.normal(0.0, self._position_std, self._qpos.size)
         data.qvel[self._qvel] += rng.normal(0.0, self._velocity_std, self._qvel.size)
-        if self._object is not None:
-            self._measure_object()
+        if self._object is not None and self._object_dof is not None:
+            self._measure_object(self._object, self._object_dof)
         mujoco.mj_forward(model, data)
         seen = np.asarray(self.task.observation(self.twin), dtype=np.float64).copy()
         mujoco.mj_copyData(data, model, self._saved)  # derived quantities and solver state too
@@ -100,10 +100,10 @@ class SensorPipeline:
             return None
         return self.twin.data.qpos[self._object : self._object + 3].copy()
 
-    def _measure_object(self) -> None:
+    def _measure_object(self, adr: int, dof: int) -> None:
         """Feed this step's measurements to the estimate; write its position and velocity."""
-        assert self._object is not None and self._object_dof is not None
-        now = self.twin.data.qpos[self._object : self._object + 3].copy()
+        data = self.twin.data
+        now = data.qpos[adr : adr + 3].copy()
         last = self._last_object if self._last_object is not None else now
         for k in range(1, OBJECT_MEASUREMENTS_PER_STEP + 1):
             self._stamp_ns += self._dt_ns
@@ -111,6 +111,5 @@ class SensorPipeline:
             noisy = true + self._rng.normal(0.0, self._object_std, 3)
             self._estimate.update(noisy, self._stamp_ns)
         self._last_object = now
-        data, adr, dof = self.twin.data, self._object, self._object_dof
         data.qpos[adr : adr + 3] = self._estimate.position_m
         data.qvel[dof : dof + 3] = self._estimate.velocity_m_s
