@@ -77,7 +77,7 @@ class SensorPipeline:
         self._dt_ns = round(period_s * 1e9 / OBJECT_MEASUREMENTS_PER_STEP)
         self._stamp_ns = 0
         self._estimate.restart()
-        self._last_object = self._object_position()
+        self._last_object: np.ndarray | None = None  # the first measurements: where it is
         return self.observe(true)
 
     def observe(self, true: np.ndarray) -> np.ndarray:
@@ -94,11 +94,6 @@ class SensorPipeline:
         seen = np.asarray(self.task.observation(self.twin), dtype=np.float64).copy()
         mujoco.mj_copyData(data, model, self._saved)  # derived quantities and solver state too
         return seen
-
-    def _object_position(self) -> np.ndarray | None:
-        if self._object is None:
-            return None
-        return self.twin.data.qpos[self._object : self._object + 3].copy()
 
     def _measure_object(self, adr: int, dof: int) -> None:
         """Feed this step's measurements to the estimate; write its position and velocity."""
