@@ -19,9 +19,12 @@ For every registered task, in interleaved rounds (so machine load hits all three
 - peer: Gymnasium-Robotics's equivalent env, same step/reset accounting, in its own venv on
   mujoco 3.3.7 (`bench/.peer-venv`, created on first use; its env code fails on newer MuJoCo).
 
-Single-env measurements (ours, raw and the peer process) are pinned to the same one CPU, so
-no measurement gets a second core and all share the same cache. Medians over rounds are
-reported; ratios are medians of the per-round paired ratios. Then `sim.vector` throughput
+Ours and raw alternate episode by episode within a round (each episode's env steps, then
+the same episode's recorded mj_step calls, or the other way round), so the load bursts of a
+shared machine fall on both sides of the ratio alike. Single-env measurements (ours, raw and
+the peer process) are pinned to the same one CPU, so no measurement gets a second core and
+all share the same cache. Medians over rounds are reported; ratios are medians of the
+per-round paired ratios. Then `sim.vector` throughput
 with 1 and 2 workers over the same total number of envs (workers pinned to distinct CPUs).
 Exit status 1 if a target is missed (ours/raw >= 0.9 per task, 2-worker scaling >= 1.8).
 """
@@ -158,22 +161,24 @@ class PhysicsTrace:
     states: np.ndarray  # (calls, state size), mjSTATE_INTEGRATION (controls included)
     nsteps: np.ndarray  # (calls,) physics steps of each call
     env_steps: int  # env.step calls that produced them
+    episodes: np.ndarray  # (calls,) the episode each call belongs to
 
 
-def record_trace(env: gym.Env, actions: np.ndarray, seed: int) -> PhysicsTrace:
+def record_trace(env: gym.Env, actions: np.ndarray, seed: int, limit: int) -> PhysicsTrace:
     """States visited by our env under `actions`, caught at each `mujoco.mj_step` call inside
     `env.step` (one call of frame_skip steps with ideal servos; with the robot's actuation,
     one per run of equal servo setpoints, each with its own controls)."""
     twin = getattr(env.unwrapped, "twin", None)
     if twin is None:
         raise BenchError(f"{env.spec.id if env.spec else env}: no `twin`; cannot record states")
-    states, nsteps, inside = [], [], [False]
+    states, nsteps, episodes, inside = [], [], [], [False, 0]
     original = mujoco.mj_step
 
     def step_and_record(model: Any, data: Any, nstep: int = 1) -> None:
         if inside[0] and data is twin.data:
             states.append(twin.get_state())
             nsteps.append(nstep)
+            episodes.append(inside[1] // limit)
         original(model, data, nstep)
 
     mujoco.mj_step = step_and_record
@@ -186,13 +191,13 @@ def record_trace(env: gym.Env, actions: np.ndarray, seed: int) -> PhysicsTrace:
         twin_module._RUNS[:] = compiled
     if not states:
         raise BenchError("env.step never called Twin.step; the raw limit cannot be measured")
-    return PhysicsTrace(np.array(states), np.array(nsteps), len(actions))
+    return PhysicsTrace(np.array(states), np.array(nsteps), len(actions), np.array(episodes))
 
 
-def _rollout(env: gym.Env, actions: np.ndarray, seed: int, inside: list[bool]) -> None:
+def _rollout(env: gym.Env, actions: np.ndarray, seed: int, inside: list[Any]) -> None:
     env.reset(seed=seed)
-    for action in actions:
-        inside[0] = True
+    for i, action in enumerate(actions):
+        inside[0], inside[1:] = True, [i]
         _, _, terminated, truncated, _ = env.step(action)
         inside[0] = False
         if terminated or truncated:
@@ -203,13 +208,59 @@ def measure_raw(model: mujoco.MjModel, trace: PhysicsTrace) -> dict[str, float]:
     """Time `mj_step` alone from each recorded state (restoring it is not timed)."""
     data = mujoco.MjData(model)
     gc.collect()
+    seconds = _time_calls(model, data, trace, 0, len(trace.nsteps))
+    return _raw_rates(trace, seconds)
+
+
+def measure_pair(
+    env: gym.Env, actions: np.ndarray, trace: PhysicsTrace, seed: int, limit: int, raw_first: bool
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Ours and the raw limit over the same episodes, alternating episode by episode (which
+    side goes first alternates too), so a burst of load on this shared machine falls on both
+    sides alike instead of on whichever ran during it. Returns (ours, raw) as measure_ours
+    and measure_raw do."""
+    model = env.unwrapped.model  # type: ignore[attr-defined]
+    data = mujoco.MjData(model)
+    episodes = len(actions) // limit
+    bounds = np.searchsorted(trace.episodes, np.arange(episodes + 1)).tolist()
+    gc.collect()
+    ours = raw = 0.0
+    for e in range(episodes):
+        for kind in ("raw", "ours") if (e % 2 == 0) == raw_first else ("ours", "raw"):
+            if kind == "ours":
+                ours += _time_episode(env, actions[e * limit : (e + 1) * limit], seed, e == 0)
+            else:
+                raw += _time_calls(model, data, trace, bounds[e], bounds[e + 1])
+    return {"env_steps_per_s": len(actions) / ours, "seconds": ours, "resets": episodes}, (
+        _raw_rates(trace, raw)
+    )
+
+
+def _time_episode(env: gym.Env, actions: np.ndarray, seed: int, first: bool) -> float:
+    """Seconds for a reset (seeded on the first episode) and the episode's steps."""
+    start = time.perf_counter()
+    env.reset(seed=seed) if first else env.reset()
+    for action in actions:
+        env.step(action)
+    return time.perf_counter() - start
+
+
+def _time_calls(
+    model: mujoco.MjModel, data: mujoco.MjData, trace: PhysicsTrace, first: int, end: int
+) -> float:
+    """Seconds inside `mj_step` for recorded calls first..end-1, each from its own state."""
     seconds = 0.0
     clock = time.perf_counter
-    for state, nstep in zip(trace.states, trace.nsteps.tolist(), strict=True):
-        mujoco.mj_setState(model, data, state, STATE_SPEC)
+    states, nsteps = trace.states, trace.nsteps.tolist()
+    for i in range(first, end):
+        mujoco.mj_setState(model, data, states[i], STATE_SPEC)
         start = clock()
-        mujoco.mj_step(model, data, nstep)
+        mujoco.mj_step(model, data, nsteps[i])
         seconds += clock() - start
+    return seconds
+
+
+def _raw_rates(trace: PhysicsTrace, seconds: float) -> dict[str, float]:
     return {
         "env_steps_per_s": trace.env_steps / seconds,
         "mj_steps_per_s": float(trace.nsteps.sum()) / seconds,
@@ -307,7 +358,7 @@ def prepare_task(name: str, config: BenchConfig) -> TaskBench:
     """Build our env, draw the actions and record the states the raw limit replays."""
     env = make_env(name)
     actions = random_actions(env, episode_steps(name, config.steps), config.seed)
-    trace = record_trace(env, actions, config.seed)
+    trace = record_trace(env, actions, config.seed, get_task_spec(name).max_episode_steps)
     return TaskBench(name, env, actions, trace, {"ours": [], "raw": [], "peer": []})
 
 
@@ -318,14 +369,17 @@ def run_round(
     config: BenchConfig,
     tick: Callable[[], None],
 ) -> None:
-    """One round of a task: ours, raw and peer in a rotating order (no fixed first place)."""
+    """One round of a task: ours and raw (paired, episode by episode) and the peer, in a
+    rotating order (no fixed first place)."""
     seed = config.seed + 1000 * (r + 1)
-    kinds = ["ours", "raw", "peer"]
-    for kind in kinds[r % 3 :] + kinds[: r % 3]:
-        if kind == "ours":
-            bench.samples["ours"].append(measure_ours(bench.env, bench.actions, seed))
-        elif kind == "raw":
-            bench.samples["raw"].append(measure_raw(bench.env.unwrapped.model, bench.trace))  # type: ignore[attr-defined]
+    limit = get_task_spec(bench.name).max_episode_steps
+    for kind in ("pair", "peer") if r % 2 == 0 else ("peer", "pair"):
+        if kind == "pair":
+            ours, raw = measure_pair(
+                bench.env, bench.actions, bench.trace, seed, limit, r % 2 == 1
+            )
+            bench.samples["ours"].append(ours)
+            bench.samples["raw"].append(raw)
         elif peer is not None and bench.peer_error is None:
             _peer_round(bench, peer, seed)
         tick()
@@ -344,7 +398,7 @@ def run_single_env(config: BenchConfig, peer: PeerProcess | None) -> list[TaskBe
         benches = [
             prepare_task(name, config) for name in tqdm(config.tasks, desc="record", leave=False)
         ]
-        total = config.rounds * len(benches) * 3
+        total = config.rounds * len(benches) * 2
         with tqdm(total=total, desc="single env", unit="run") as bar:
             for r in range(config.rounds):
                 for bench in benches:

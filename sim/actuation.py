@@ -151,28 +151,43 @@ def rate_limited_step(
 
     Returns the new position and the velocity of the step actually taken. The position is
     kept within the target range, or where it already was when it starts outside it (it is
-    never pulled back by a jump). Joint by joint in scalars: the twin runs this compiled,
-    with no temporary arrays. `limits` is read by field position, so the twin's compiled
+    never pulled back by a jump). `limits` is read by field position, so the twin's compiled
     path passes the same six rows as one array (a tuple costs microseconds to pass in).
     """
+    q_new, v_new = np.empty(len(q)), np.empty(len(q))
+    rate_limited_step_into(q, v, target, limits, period_s, q_new, v_new)
+    return q_new, v_new
+
+
+def rate_limited_step_into(
+    q: np.ndarray,
+    v: np.ndarray,
+    target: np.ndarray,
+    limits: RateLimits,
+    period_s: float,
+    q_out: np.ndarray,
+    v_out: np.ndarray,
+) -> None:
+    """`rate_limited_step` written into `q_out`, `v_out` (which may be `q`, `v`): joint by
+    joint in scalars, so the twin's compiled path allocates nothing per physics step."""
     v_maxes, accels, target_min, target_max, position_min, position_max = (
         limits[0], limits[1], limits[2], limits[3], limits[4], limits[5]
     )  # fmt: skip
-    q_new, v_new = np.empty(len(q)), np.empty(len(q))
     for i in range(len(q)):
-        error = target[i] - q[i]
+        qi, vi = q[i], v[i]
+        error = target[i] - qi
         distance = abs(error)
         v_max, accel = v_maxes[i], accels[i]
         speed = min(min(v_max, braking_speed(distance, accel, period_s)), distance / period_s)
         direction = 1.0 if error > 0 else (-1.0 if error < 0 else 0.0)
         dv = accel * period_s
-        step_v = min(max(direction * speed, v[i] - dv), v[i] + dv)
+        step_v = min(max(direction * speed, vi - dv), vi + dv)
         step_v = min(max(step_v, -v_max), v_max)
-        low = max(min(target_min[i], q[i]), position_min[i])
-        high = min(max(target_max[i], q[i]), position_max[i])
-        q_new[i] = min(max(q[i] + step_v * period_s, low), high)
-        v_new[i] = (q_new[i] - q[i]) / period_s
-    return q_new, v_new
+        low = max(min(target_min[i], qi), position_min[i])
+        high = min(max(target_max[i], qi), position_max[i])
+        q_next = min(max(qi + step_v * period_s, low), high)
+        q_out[i] = q_next
+        v_out[i] = (q_next - qi) / period_s
 
 
 # ------------------------------------------------------------------ the device's ramp
@@ -180,9 +195,16 @@ def ramp_step(setpoint: np.ndarray, goal: np.ndarray, max_step: np.ndarray) -> n
     """The servo setpoints one physics step on: toward `goal`, at most `max_step` each (the
     device's speed limit x its timestep), so a valid command never outruns a joint."""
     out = np.empty(len(setpoint))
+    ramp_step_into(setpoint, goal, max_step, out)
+    return out
+
+
+def ramp_step_into(
+    setpoint: np.ndarray, goal: np.ndarray, max_step: np.ndarray, out: np.ndarray
+) -> None:
+    """`ramp_step` written into `out` (which may be `setpoint`)."""
     for i in range(len(setpoint)):
         out[i] = setpoint[i] + min(max(goal[i] - setpoint[i], -max_step[i]), max_step[i])
-    return out
 
 
 # ------------------------------------------------------------------ the twin's command path
@@ -239,9 +261,8 @@ def _advance(
         ints[_QUEUE_HEAD] = (ints[_QUEUE_HEAD] + 1) % slots
         ints[_QUEUE_LEN] -= 1
     if step % cycle_steps == 0:  # a driver cycle: one limiter step, sent to the device
-        q, v = rate_limited_step(path[_Q], path[_V], path[_TARGET], limits, period_s)
-        path[_Q, :] = q
-        path[_V, :] = v
+        q, v = path[_Q], path[_V]
+        rate_limited_step_into(q, v, path[_TARGET], limits, period_s, q, v)
         slot = (ints[_TRANSIT_HEAD] + ints[_TRANSIT_LEN]) % slots
         transit_due[slot] = step + latency_steps
         transit[slot, :] = q
@@ -250,7 +271,8 @@ def _advance(
         path[_GOAL, :] = transit[ints[_TRANSIT_HEAD]]
         ints[_TRANSIT_HEAD] = (ints[_TRANSIT_HEAD] + 1) % slots
         ints[_TRANSIT_LEN] -= 1
-    path[_SETPOINT, :] = ramp_step(path[_SETPOINT], path[_GOAL], ramp_max)
+    setpoint = path[_SETPOINT]
+    ramp_step_into(setpoint, path[_GOAL], ramp_max, setpoint)
     ints[_STEP] = step + 1
 
 
@@ -297,7 +319,10 @@ def _differ(a: np.ndarray, b: np.ndarray) -> bool:
 
 _COMPILED: dict[str, Callable[..., Any]] = {}
 # What `_plan` calls, compiled with it (the twin's stepping loop calls the last two itself).
-_KERNELS = ("braking_speed", "rate_limited_step", "ramp_step", "_differ", "_submit", "_advance")
+_KERNELS = (
+    "braking_speed", "rate_limited_step_into", "rate_limited_step", "ramp_step_into",
+    "ramp_step", "_differ", "_submit", "_advance",
+)  # fmt: skip
 
 
 def compiled_plan() -> Callable[..., None]:
@@ -313,6 +338,9 @@ def compiled_plan() -> Callable[..., None]:
             module.update({name: jit(function) for name, function in plain.items()})
             plan = jit(_plan)
             plan(*_example_arguments())  # compile now, not in an episode
+            ones, limits = np.ones(1), np.array(RateLimits(*[np.ones(1)] * 6))
+            module["rate_limited_step"](ones, ones, ones, limits, 0.01)  # wrappers `_plan`
+            module["ramp_step"](ones, ones, ones)  # does not call: compiled while bound
             _COMPILED.update({name: module[name] for name in _KERNELS}, plan=plan)
         finally:  # the module's names stay the plain functions the driver path calls
             module.update(plain)

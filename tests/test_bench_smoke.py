@@ -39,7 +39,9 @@ def _positive(x: float) -> bool:
 def test_raw_limit_replays_recorded_states(env_speed: ModuleType):
     env = env_speed.make_env(TASK)
     actions = env_speed.random_actions(env, 12, seed=0)
-    trace = env_speed.record_trace(env, actions, seed=0)
+    trace = env_speed.record_trace(
+        env, actions, seed=0, limit=env_speed.get_task_spec(TASK).max_episode_steps
+    )
     frame_skip = env.unwrapped.frame_skip
     # one mj_step call per run of equal servo setpoints (the robot's actuation), each recorded
     assert trace.env_steps == 12 and trace.states.shape[0] == len(trace.nsteps) >= 12
@@ -57,6 +59,19 @@ def test_ours_counts_steps_and_resets(env_speed: ModuleType):
     actions = env_speed.random_actions(env, limit + 3, seed=1)
     ours = env_speed.measure_ours(env, actions, seed=1)
     assert ours["resets"] == 2 and _positive(ours["env_steps_per_s"])
+
+
+def test_paired_measurement_covers_every_episode_once(env_speed: ModuleType):
+    env = env_speed.make_env(TASK)
+    limit = env_speed.get_task_spec(TASK).max_episode_steps
+    actions = env_speed.random_actions(env, 2 * limit, seed=2)
+    trace = env_speed.record_trace(env, actions, seed=0, limit=limit)
+    assert sorted(set(trace.episodes.tolist())) == [0, 1]
+    ours, raw = env_speed.measure_pair(env, actions, trace, seed=3, limit=limit, raw_first=True)
+    assert ours["resets"] == 2 and _positive(ours["env_steps_per_s"])
+    assert raw["mj_steps_per_s"] == pytest.approx(
+        raw["env_steps_per_s"] * env.unwrapped.frame_skip
+    )
 
 
 def test_full_run_report_shape(env_speed: ModuleType):

@@ -391,9 +391,11 @@ class FetchTask(Task):
 
     def is_success(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
         """Distance below the threshold; batch-capable (shape achieved.shape[:-1])."""
+        if np.ndim(achieved) == 1 and np.ndim(desired) == 1:  # every env step: scalars
+            return np.asarray(
+                math.dist(achieved.tolist(), desired.tolist()) ** 2 < self._threshold_sq
+            )
         diff = np.subtract(achieved, desired)
-        if diff.ndim == 1:
-            return np.asarray(diff.dot(diff) < self._threshold_sq)
         return np.einsum("...i,...i->...", diff, diff) < self._threshold_sq
 
     def compute_reward(
