@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "hardware.recording.bag_cli",
         "recorded MCAP bags: recover a truncated file, info, export a demonstration dataset",
     ),
+    "calibrate": ("calibration.cli", "camera calibration: the board to print"),
     "emulate": (
         "hardware.emulator_cli",
         "an emulated serial device (the twin behind the protocol) on a pseudo-terminal",

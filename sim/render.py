@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import mujoco
 import numpy as np
 
+from sim.camera_calibration import camera_intrinsics_px
 from sim.errors import RenderError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -32,15 +33,16 @@ def render_rgb(twin: Twin, camera: str | int, width: int, height: int) -> np.nda
 def project(
     model: mujoco.MjModel, data: mujoco.MjData, camera: str, points_m: np.ndarray, size_px: int
 ) -> np.ndarray:
-    """Pixel coordinates (u right, v down; NaN behind the camera) of world points in the
-    square `size_px` image of `camera` (a pinhole with MuJoCo's fovy, after mj_forward)."""
+    """Pixel coordinates (u right, v down, OpenCV's pixel centres; NaN behind the camera) of
+    world points in the square `size_px` image of `camera` (its pinhole intrinsics, after
+    mj_forward)."""
     cam = model.camera(camera).id
     rotation = data.cam_xmat[cam].reshape(3, 3)  # columns: the camera's axes in the world
     local = (np.asarray(points_m) - data.cam_xpos[cam]) @ rotation
     depth = -local[:, 2]  # a MuJoCo camera looks along its -z
-    focal = 0.5 * size_px / np.tan(np.radians(model.cam_fovy[cam]) / 2)
+    fx, fy, cx, cy = camera_intrinsics_px(model, cam, size_px, size_px)
     with np.errstate(divide="ignore", invalid="ignore"):
-        uv = 0.5 * size_px + focal * local[:, :2] / depth[:, None] * np.array([1.0, -1.0])
+        uv = np.column_stack([cx + fx * local[:, 0] / depth, cy - fy * local[:, 1] / depth])
     uv[depth <= 0] = np.nan
     return uv
 

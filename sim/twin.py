@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, cast
 
 import mujoco
 import numpy as np
 
 from sim.actuation import SETPOINT_ROW, CommandPath
+from sim.camera_calibration import RigCalibration, apply_to_model, load_rig
 from sim.errors import ControlError, PhysicsError, StateError, UnknownNameError
 from sim.mujoco_c import functions
 from sim.robots.models import load_model
@@ -55,9 +57,21 @@ class Twin:
         mujoco.mj_forward(model, self.data)
 
     @classmethod
-    def load(cls, robot: str, scene: str) -> Twin:
-        """The twin of `robot` (e.g. "fetch", "shadow_hand") in one of its scenes."""
-        return cls(load_model(robot, scene), name=f"{robot}/{scene}")
+    def load(cls, robot: str, scene: str, calibration: str | Path | None = None) -> Twin:
+        """The twin of `robot` (e.g. "fetch", "shadow_hand") in one of its scenes; with a
+        rig `calibration` file (`twinbridge calibrate cameras`), its cameras are the rig's:
+        calibrated poses and intrinsics, so its renders match the real cameras'."""
+        twin = cls(load_model(robot, scene), name=f"{robot}/{scene}")
+        if calibration is not None:
+            twin.use_calibration(load_rig(calibration), robot)
+        return twin
+
+    def use_calibration(self, rig: RigCalibration, robot: str) -> None:
+        """Give the cameras `rig` names their calibrated poses and intrinsics (a rig of
+        another robot, or naming cameras this model lacks, is refused naming both)."""
+        rig.check_for(robot, self._camera_names)
+        apply_to_model(self.model, self.data, rig)
+        mujoco.mj_forward(self.model, self.data)
 
     # -- names ---------------------------------------------------------------------------
     @property

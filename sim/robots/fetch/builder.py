@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from sim.calibration_board import BoardSpec, add_board
 from sim.robots.assets import asset_file
 
 PREFIX = "robot0:"  # gymnasium-robotics' name prefix; dropped so names match the real URDF
@@ -102,6 +103,7 @@ class SceneLayout:
 
     asset: str
     base_slide_m: tuple[float, float]  # gymnasium-robotics' initial slide0/slide1 values
+    calibration_board: bool = False  # the ChArUco board on the gripper (calibration runs)
 
 
 SCENES = {
@@ -109,7 +111,20 @@ SCENES = {
     "push": SceneLayout("fetch/push.xml", (0.405, 0.48)),
     "slide": SceneLayout("fetch/slide.xml", (0.05, 0.48)),
     "pick_and_place": SceneLayout("fetch/pick_and_place.xml", (0.405, 0.48)),
+    "calibration": SceneLayout("fetch/reach.xml", (0.4049, 0.48), calibration_board=True),
 }
+# The rig's fixed cameras (issue 19): head_camera_rgb, gymnasium's external_camera_0 in front
+# of the table looking back at the robot, and external_camera_1 on the robot's left looking
+# across the table, so the three see an object on the table from three sides.
+RIG_CAMERAS = ("head_camera_rgb", "external_camera_0", "external_camera_1")
+EXTERNAL_CAMERA_1_POS_M = (1.25, 1.55, 1.05)
+EXTERNAL_CAMERA_1_LOOKAT_M = (1.3, 0.75, 0.45)
+# The calibration board on the gripper, as on a bracket: its plane through the gripper's
+# x (the fingers' direction) and y, its printed face up (gripper +z), its centre 0.3 m out
+# along x, clear of the fingers. Board frame in gripper_link's: x along x, y along -y.
+CALIBRATION_BOARD = BoardSpec()
+BOARD_CENTRE_IN_GRIPPER_M = (0.30, 0.0, 0.02)
+BOARD_QUAT_IN_GRIPPER = (0.0, 1.0, 0.0, 0.0)  # 180 deg about x: y_b = -y_g, z_b = -z_g
 
 # The head looks down at the table (real Fetch's usual manipulation pose) so head_camera_rgb
 # sees the workspace; 0 in the asset looks at the horizon above the table.
@@ -137,6 +152,11 @@ def build_spec(scene: str) -> mujoco.MjSpec:
     _drive_arm(spec)
     _drive_gripper(spec)
     _add_video_camera(spec)
+    _add_world_camera(
+        spec, "external_camera_1", EXTERNAL_CAMERA_1_POS_M, EXTERNAL_CAMERA_1_LOOKAT_M
+    )
+    if layout.calibration_board:
+        _add_calibration_board(spec)
     _set_options(spec)
     return spec
 
@@ -249,8 +269,30 @@ def _drive_gripper(spec: mujoco.MjSpec) -> None:
 
 def _add_video_camera(spec: mujoco.MjSpec) -> None:
     """A fixed world camera that sees arm, table, object and goal, for demo videos."""
-    camera = spec.worldbody.add_camera(name=VIDEO_CAMERA, pos=VIDEO_CAMERA_POS_M, fovy=45.0)
-    forward = np.subtract(VIDEO_CAMERA_LOOKAT_M, VIDEO_CAMERA_POS_M)
+    _add_world_camera(spec, VIDEO_CAMERA, VIDEO_CAMERA_POS_M, VIDEO_CAMERA_LOOKAT_M)
+
+
+def _add_calibration_board(spec: mujoco.MjSpec) -> None:
+    """The ChArUco board on the gripper (BOARD_CENTRE_IN_GRIPPER_M, BOARD_QUAT_IN_GRIPPER)."""
+    rotation = np.empty(9)
+    mujoco.mju_quat2Mat(rotation, np.array(BOARD_QUAT_IN_GRIPPER))
+    half = np.array([*np.divide(CALIBRATION_BOARD.size_m, 2), 0.0])
+    origin = np.array(BOARD_CENTRE_IN_GRIPPER_M) - rotation.reshape(3, 3) @ half
+    add_board(
+        spec, CALIBRATION_BOARD, spec.body(GRIPPER_BODY), tuple(origin), BOARD_QUAT_IN_GRIPPER
+    )
+
+
+def _add_world_camera(
+    spec: mujoco.MjSpec,
+    name: str,
+    pos_m: tuple[float, float, float],
+    lookat_m: tuple[float, float, float],
+    fovy_deg: float = 45.0,
+) -> None:
+    """A camera fixed in the world at `pos_m`, looking at `lookat_m`, horizon level."""
+    camera = spec.worldbody.add_camera(name=name, pos=pos_m, fovy=fovy_deg)
+    forward = np.subtract(lookat_m, pos_m)
     forward /= np.linalg.norm(forward)
     right = np.cross(forward, [0.0, 0.0, 1.0])
     right /= np.linalg.norm(right)

@@ -1,0 +1,223 @@
+"""Arm poses that show the gripper's board to each camera, for a calibration run.
+
+For each camera, board poses are drawn in its nominal view (the twin's camera: the rig's
+differs by centimetres and degrees, which the margins absorb): the board's centre at a
+distance where it fills a fair part of the image, its face toward the camera tilted up to
+`max_tilt_deg` about random axes (a focal length and a hand-eye pose are only observable
+from tilted views) and rolled about its normal. Inverse kinematics (the twin's DLS IK, with
+orientation) turns each into joint positions; poses the arm cannot reach, that put the arm
+in contact with anything, or that would show less than the whole board inside the image
+are dropped. The result is ordered for short moves between poses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from calibration.errors import CalibrationError
+from sim.calibration_board import BoardSpec
+from sim.camera_calibration import camera_intrinsics_px
+from sim.ik import DlsIK
+
+OPTICAL = np.diag([1.0, -1.0, -1.0])  # MuJoCo camera frame -> optical frame
+
+
+@dataclass(frozen=True)
+class PosePlan:
+    """How many poses per camera and what they may look like."""
+
+    poses_per_camera: int = 20
+    distance_m: tuple[float, float] = (0.45, 0.9)
+    max_tilt_deg: float = 45.0
+    max_roll_deg: float = 30.0
+    image_margin: float = 0.05  # of the image size, kept free around the board
+    attempts_per_pose: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.poses_per_camera < 1 or not 0 < self.distance_m[0] < self.distance_m[1]:
+            raise CalibrationError(
+                f"pose plan: poses_per_camera {self.poses_per_camera} must be >= 1 and "
+                f"distance_m {self.distance_m} an increasing positive range"
+            )
+
+
+@dataclass(frozen=True)
+class CalibrationPose:
+    """One stop of the arm: joint positions (arm joints' order) and the camera it is for."""
+
+    camera: str
+    joints: np.ndarray
+
+
+class PoseGenerator:
+    """Presents `board` (mounted on `gripper_body` at `board_in_gripper`, 4x4) to cameras."""
+
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        arm_joints: Sequence[str],
+        gripper_body: str,
+        board: BoardSpec,
+        board_in_gripper: np.ndarray,
+        image_size_px: tuple[int, int],
+    ):
+        self.model, self.board = model, board
+        self.arm_joints = tuple(arm_joints)
+        self._data = mujoco.MjData(model)
+        mujoco.mj_forward(model, self._data)
+        self._gripper = model.body(gripper_body).id
+        self._board_in_gripper = np.asarray(board_in_gripper, dtype=np.float64)
+        self._size = image_size_px
+        self._site = _gripper_site(model, self._gripper)
+        self._ik = DlsIK(model, model.site(self._site).name, self.arm_joints)
+        self._qadr = np.array([model.jnt_qposadr[model.joint(j).id] for j in self.arm_joints])
+        self._site_in_gripper = self._relative(self._data.site_xpos[self._site])
+        width, height = board.size_m
+        self._corners = np.array([[0, 0, 0], [width, 0, 0], [0, height, 0], [width, height, 0]])
+        self._centre = np.array([width / 2, height / 2, 0.0])
+        self._shoulder = self._data.xpos[model.jnt_bodyid[model.joint(self.arm_joints[0]).id]]
+
+    def plan(self, cameras: Sequence[str], plan: PosePlan | None = None) -> list[CalibrationPose]:
+        """Up to `poses_per_camera` reachable, collision-free poses per camera, ordered for
+        short moves. A camera that gets fewer than half of them is an error naming it."""
+        plan = plan or PosePlan()
+        rng = np.random.default_rng(plan.seed)
+        poses: list[CalibrationPose] = []
+        for camera in cameras:
+            found = self._for_camera(camera, plan, rng)
+            if len(found) < max(plan.poses_per_camera // 2, 1):
+                raise CalibrationError(
+                    f"camera {camera!r}: the arm can show the board in only {len(found)} of "
+                    f"{plan.poses_per_camera} poses tried; check that the camera sees the "
+                    "arm's workspace, or widen distance_m"
+                )
+            poses += found
+        return _ordered(poses)
+
+    def _for_camera(
+        self, camera: str, plan: PosePlan, rng: np.random.Generator
+    ) -> list[CalibrationPose]:
+        cam = self.model.camera(camera).id
+        position = self._data.cam_xpos[cam].copy()
+        axes = self._data.cam_xmat[cam].reshape(3, 3) @ OPTICAL  # optical frame in world
+        found: list[CalibrationPose] = []
+        seed_joints = self.model.qpos0[self._qadr]
+        for _ in range(plan.poses_per_camera * plan.attempts_per_pose):
+            if len(found) == plan.poses_per_camera:
+                break
+            board_pose = self._draw(position, axes, plan, rng)
+            if not self._inside_image(cam, axes, position, board_pose, plan.image_margin):
+                continue
+            joints = self._solve(board_pose, seed_joints, rng)
+            if joints is not None:
+                found.append(CalibrationPose(camera, joints))
+                seed_joints = joints
+        return found
+
+    def _draw(
+        self,
+        camera_position: np.ndarray,
+        axes: np.ndarray,
+        plan: PosePlan,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """A board pose (4x4 in world) in the camera's view, its face toward the camera."""
+        distance = rng.uniform(*plan.distance_m)
+        offset = rng.uniform(-0.15, 0.15, 2) * distance
+        centre = camera_position + axes @ np.array([offset[0], offset[1], distance])
+        into = (centre - camera_position) / np.linalg.norm(centre - camera_position)
+        tilt_axis = np.cross(into, rng.normal(size=3))
+        tilt_axis /= np.linalg.norm(tilt_axis)
+        into = _rotate(tilt_axis, np.radians(rng.uniform(0, plan.max_tilt_deg))) @ into
+        # Printed x (the gripper's pointing direction) away from the shoulder, as an arm
+        # reaches naturally, then rolled about the normal.
+        outward = centre - self._shoulder
+        x = outward - outward.dot(into) * into
+        x = _rotate(into, np.radians(rng.uniform(-plan.max_roll_deg, plan.max_roll_deg))) @ (
+            x / np.linalg.norm(x)
+        )
+        rotation = np.column_stack([x, np.cross(into, x), into])
+        pose = np.eye(4)
+        pose[:3, :3] = rotation
+        pose[:3, 3] = centre - rotation @ self._centre
+        return pose
+
+    def _inside_image(
+        self, cam: int, axes: np.ndarray, position: np.ndarray, board: np.ndarray, margin: float
+    ) -> bool:
+        width, height = self._size
+        fx, fy, cx, cy = camera_intrinsics_px(self.model, cam, width, height)
+        points = (board[:3, :3] @ self._corners.T).T + board[:3, 3]
+        local = (points - position) @ axes
+        if np.any(local[:, 2] <= 0.05):
+            return False
+        u = fx * local[:, 0] / local[:, 2] + cx
+        v = fy * local[:, 1] / local[:, 2] + cy
+        return bool(
+            np.all((u > margin * width) & (u < (1 - margin) * width))
+            and np.all((v > margin * height) & (v < (1 - margin) * height))
+        )
+
+    def _solve(
+        self, board_pose: np.ndarray, seed: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray | None:
+        gripper = board_pose @ np.linalg.inv(self._board_in_gripper)
+        target = gripper[:3, :3] @ self._site_in_gripper + gripper[:3, 3]
+        quat = np.empty(4)
+        mujoco.mju_mat2Quat(quat, (gripper[:3, :3] @ self._site_rotation()).ravel())
+        result = self._ik.solve(target, quat, q_init=seed, rng=rng)
+        if not result.converged:
+            return None
+        data = self._data
+        data.qpos[self._qadr] = result.qpos
+        mujoco.mj_forward(self.model, data)
+        return None if _touches(self.model, data) else result.qpos.copy()
+
+    def _relative(self, point: np.ndarray) -> np.ndarray:
+        rotation = self._data.xmat[self._gripper].reshape(3, 3)
+        return rotation.T @ (point - self._data.xpos[self._gripper])
+
+    def _site_rotation(self) -> np.ndarray:
+        gripper = self._data.xmat[self._gripper].reshape(3, 3)
+        return gripper.T @ self._data.site_xmat[self._site].reshape(3, 3)
+
+
+def _gripper_site(model: mujoco.MjModel, body: int) -> int:
+    """The first site on the gripper body (the IK's end effector)."""
+    for site in range(model.nsite):
+        if model.site_bodyid[site] == body:
+            return site
+    raise CalibrationError(f"body {model.body(body).name!r} has no site for the arm's IK")
+
+
+def _touches(model: mujoco.MjModel, data: mujoco.MjData) -> bool:
+    """Whether any geoms are in contact (the arm with itself, the table or the floor)."""
+    return any(data.contact[i].dist < 0.0 for i in range(data.ncon))
+
+
+def _rotate(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rotation matrix about a unit axis (Rodrigues' formula)."""
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+
+
+def _ordered(poses: list[CalibrationPose]) -> list[CalibrationPose]:
+    """Greedy nearest-neighbour order in joint space, camera by camera kept together."""
+    if not poses:
+        return poses
+    remaining = poses[1:]
+    order = [poses[0]]
+    while remaining:
+        last = order[-1]
+        index = min(
+            range(len(remaining)),
+            key=lambda i: (remaining[i].camera != last.camera,
+                           float(np.abs(remaining[i].joints - last.joints).max())),
+        )  # fmt: skip
+        order.append(remaining.pop(index))
+    return order
