@@ -124,9 +124,7 @@ def recording(request: pytest.FixtureRequest) -> Recording:
 
 
 def test_calibration_recovers_the_true_cameras(recording: Recording) -> None:
-    rig, _ = solve_rig(
-        "fetch", recording.views, recording.grippers, dict.fromkeys(CAMERAS, SIZE)
-    )
+    rig, _ = solve_rig("fetch", recording.views, recording.grippers, dict.fromkeys(CAMERAS, SIZE))
     model, data = recording.model, recording.data
     for name in CAMERAS:
         cam = model.camera(name).id
