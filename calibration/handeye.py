@@ -24,7 +24,7 @@ from scipy.optimize import least_squares
 
 from calibration.detect import Detection
 from calibration.errors import CalibrationError
-from calibration.intrinsics import Intrinsics
+from sim.camera_calibration import Intrinsics
 
 MIN_VIEWS = 5
 # The gripper's orientations must span at least this angle about a second axis: with

@@ -18,33 +18,13 @@ import numpy as np
 
 from calibration.detect import Detection
 from calibration.errors import CalibrationError
+from sim.camera_calibration import Intrinsics
 
 MIN_VIEWS = 6
 # A view whose RMS is this many times the median's (and over 1 px) is an outlier: a blurred
 # or badly detected view pulls every parameter, so it is dropped and the rest re-solved.
 OUTLIER_FACTOR = 3.0
 FLAGS = cv2.CALIB_FIX_K3 | cv2.CALIB_ZERO_TANGENT_DIST
-
-
-@dataclass(frozen=True)
-class Intrinsics:
-    """Pinhole intrinsics (pixels) and plumb_bob distortion of one camera."""
-
-    width_px: int
-    height_px: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    distortion: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
-
-    @property
-    def matrix(self) -> np.ndarray:
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
-
-    @property
-    def distortion_array(self) -> np.ndarray:
-        return np.asarray(self.distortion, dtype=np.float64)
 
 
 @dataclass
@@ -56,7 +36,6 @@ class IntrinsicsResult:
     view_rms_px: list[float]  # per used view
     used_views: list[int]  # indices into the views given
     dropped_views: list[int] = field(default_factory=list)
-    board_poses: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # rvec, tvec
 
 
 def calibrate_intrinsics(
@@ -94,7 +73,7 @@ def _solve(
     objects = [views[i].object_points.astype(np.float32) for i in used]  # type: ignore[union-attr]
     pixels = [views[i].image_points.astype(np.float32) for i in used]  # type: ignore[union-attr]
     width, height = image_size_px
-    rms, matrix, distortion, rvecs, tvecs, _, _, per_view = cv2.calibrateCameraExtended(
+    rms, matrix, distortion, _, _, _, _, per_view = cv2.calibrateCameraExtended(
         objects, pixels, (width, height), np.eye(3), np.zeros(5), flags=flags
     )
     intrinsics = Intrinsics(
@@ -106,7 +85,6 @@ def _solve(
         rms_px=float(rms),
         view_rms_px=[float(e) for e in per_view.reshape(-1)],
         used_views=list(used),
-        board_poses=[(r.reshape(3), t.reshape(3)) for r, t in zip(rvecs, tvecs, strict=True)],
     )
 
 

@@ -7,7 +7,7 @@ Run: `twinbridge calibrate cameras --robot fetch --hardware emulator` (records, 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import mujoco
@@ -32,10 +32,10 @@ class CameraSolution:
         quaternion = np.empty(4)
         mujoco.mju_mat2Quat(quaternion, pose[:3, :3].ravel())
         return CameraCalibration(
-            width_px=i.width_px, height_px=i.height_px, fx=i.fx, fy=i.fy, cx=i.cx, cy=i.cy,
+            **asdict(i),
             position_m=tuple(float(x) for x in pose[:3, 3]),  # type: ignore[arg-type]
             quaternion_wxyz=tuple(float(x) for x in quaternion),  # type: ignore[arg-type]
-            distortion=i.distortion, rms_px=self.intrinsics.rms_px,
+            rms_px=self.intrinsics.rms_px,
             pose_rms_px=self.pose.rms_px, views=len(self.intrinsics.used_views),
         )  # fmt: skip
 

@@ -12,8 +12,7 @@ the board. It lives here, below the twin, because the twin draws it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import cv2
 import mujoco
@@ -53,18 +52,6 @@ class BoardSpec:
                 f"{self.dictionary} holds fewer markers than the {markers} this board needs; "
                 "use a larger dictionary"
             )
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> BoardSpec:
-        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(
-                f"board: unknown field(s) {unknown}; valid: {sorted(cls.__dataclass_fields__)}"
-            )
-        return cls(**values)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @property
     def size_m(self) -> tuple[float, float]:

@@ -35,8 +35,8 @@ _SENSOR_M_PER_PX = 1e-6
 
 
 @dataclass(frozen=True)
-class CameraCalibration:
-    """One camera: pinhole intrinsics (pixels), plumb_bob distortion, optical-frame pose."""
+class Intrinsics:
+    """Pinhole intrinsics (pixels, OpenCV's pixel centres) and plumb_bob distortion."""
 
     width_px: int
     height_px: int
@@ -44,32 +44,49 @@ class CameraCalibration:
     fy: float
     cx: float
     cy: float
-    position_m: tuple[float, float, float]
-    quaternion_wxyz: tuple[float, float, float, float]
     distortion: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
-    rms_px: float = 0.0  # intrinsics' reprojection RMS
-    pose_rms_px: float = 0.0  # hand-eye reprojection RMS
-    views: int = 0  # views that had the board and were used
 
     def __post_init__(self) -> None:
-        for name in ("fx", "fy", "cx", "cy", "rms_px", "pose_rms_px"):  # one spelling per value,
-            object.__setattr__(self, name, float(getattr(self, name)))  # so one sha256
-        for name in ("position_m", "quaternion_wxyz", "distortion"):
-            object.__setattr__(self, name, tuple(float(x) for x in getattr(self, name)))
+        for name in ("fx", "fy", "cx", "cy"):  # one spelling per value, so one sha256
+            object.__setattr__(self, name, float(getattr(self, name)))
+        object.__setattr__(self, "distortion", tuple(float(x) for x in self.distortion))
         if min(self.width_px, self.height_px) < 1 or min(self.fx, self.fy) <= 0:
             raise ConfigError(
-                f"camera calibration: size {self.width_px}x{self.height_px} px and focal "
+                f"camera intrinsics: size {self.width_px}x{self.height_px} px and focal "
                 f"lengths {self.fx}, {self.fy} must be positive"
-            )
-        if abs(float(np.linalg.norm(self.quaternion_wxyz)) - 1.0) > 1e-6:
-            raise ConfigError(
-                f"camera calibration: quaternion_wxyz {self.quaternion_wxyz} is not a unit "
-                "quaternion"
             )
 
     @property
     def matrix(self) -> np.ndarray:
         return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    @property
+    def distortion_array(self) -> np.ndarray:
+        return np.asarray(self.distortion, dtype=np.float64)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CameraCalibration(Intrinsics):
+    """One calibrated camera: its intrinsics, its optical frame's pose in `world`, and how
+    well the solve explained the pixels."""
+
+    position_m: tuple[float, float, float]
+    quaternion_wxyz: tuple[float, float, float, float]
+    rms_px: float = 0.0  # intrinsics' reprojection RMS
+    pose_rms_px: float = 0.0  # hand-eye reprojection RMS
+    views: int = 0  # views that had the board and were used
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("rms_px", "pose_rms_px"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        for name in ("position_m", "quaternion_wxyz"):
+            object.__setattr__(self, name, tuple(float(x) for x in getattr(self, name)))
+        if abs(float(np.linalg.norm(self.quaternion_wxyz)) - 1.0) > 1e-6:
+            raise ConfigError(
+                f"camera calibration: quaternion_wxyz {self.quaternion_wxyz} is not a unit "
+                "quaternion"
+            )
 
     def rotation(self) -> np.ndarray:
         """3x3 rotation of the optical frame in world."""
@@ -116,6 +133,17 @@ class RigCalibration:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, self.to_yaml())
         return path
+
+    def write_camera_infos(self, directory: str | Path) -> list[Path]:
+        """One ROS camera_info YAML per camera (`<camera>.yaml`), for the camera drivers."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, camera in self.cameras.items():
+            path = directory / f"{name}.yaml"
+            atomic_write(path, yaml.safe_dump(camera.camera_info(name), sort_keys=False))
+            paths.append(path)
+        return paths
 
     def check_for(self, robot: str, camera_names: tuple[str, ...]) -> None:
         """Refuse a calibration of another robot, or of cameras the model does not have."""
@@ -174,7 +202,7 @@ def apply_to_model(
     return sizes.pop() if len(sizes) == 1 else None
 
 
-def set_intrinsics(model: mujoco.MjModel, camera_id: int, camera: CameraCalibration) -> None:
+def set_intrinsics(model: mujoco.MjModel, camera_id: int, camera: Intrinsics) -> None:
     """MuJoCo's pinhole model from pixel intrinsics: sensor size, focal lengths and principal
     point in length units (a sensor of `_SENSOR_M_PER_PX` a pixel), and the resolution.
     MuJoCo's principal offset points the other way from OpenCV's (cx, cy) in both axes

@@ -13,6 +13,7 @@ import cv2
 import mujoco
 import numpy as np
 import pytest
+import yaml
 
 from calibration.board import describe, write_pdf
 from calibration.detect import BoardDetector
@@ -24,6 +25,7 @@ from calibration.rig import solve_rig
 from sim.calibration_board import BoardSpec, add_board
 from sim.camera_calibration import (
     CameraCalibration,
+    Intrinsics,
     RigCalibration,
     camera_intrinsics_px,
     load_rig,
@@ -66,9 +68,9 @@ def _deviate(model: mujoco.MjModel, rng: np.random.Generator) -> None:
         model.cam_quat[cam] = quat
         fx, fy, cx, cy = camera_intrinsics_px(model, cam, width, height)
         scale = 1 + rng.uniform(-0.04, 0.04)
-        true = CameraCalibration(
+        true = Intrinsics(
             width, height, fx * scale, fy * scale * (1 + rng.uniform(-0.005, 0.005)),
-            cx + rng.uniform(-8, 8), cy + rng.uniform(-8, 8), (0, 0, 0), (1, 0, 0, 0),
+            cx + rng.uniform(-8, 8), cy + rng.uniform(-8, 8),
         )  # fmt: skip
         set_intrinsics(model, cam, true)
 
@@ -160,7 +162,7 @@ def test_the_board_texture_puts_corners_where_the_board_frame_says() -> None:
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
     cam = model.camera(builder.VIDEO_CAMERA).id
-    true = CameraCalibration(640, 480, 600.0, 590.0, 335.0, 228.0, (0, 0, 0), (1, 0, 0, 0))
+    true = Intrinsics(640, 480, 600.0, 590.0, 335.0, 228.0)
     set_intrinsics(model, cam, true)
     renderer = mujoco.Renderer(model, 480, 640)
     renderer.update_scene(data, builder.VIDEO_CAMERA)
@@ -221,7 +223,10 @@ def test_board_spec_refuses_bad_values() -> None:
 
 # -- files ----------------------------------------------------------------------------------
 def _rig() -> RigCalibration:
-    camera = CameraCalibration(640, 480, 520.0, 521.0, 318.0, 242.0, (1.0, 0.5, 1.2), (0, 1, 0, 0))
+    camera = CameraCalibration(
+        width_px=640, height_px=480, fx=520.0, fy=521.0, cx=318.0, cy=242.0,
+        position_m=(1.0, 0.5, 1.2), quaternion_wxyz=(0, 1, 0, 0),
+    )  # fmt: skip
     return RigCalibration("fetch", {"head_camera_rgb": camera}, {"board": "test"})
 
 
@@ -238,8 +243,11 @@ def test_the_rig_file_round_trips_and_names_what_it_is_for(tmp_path) -> None:
         match=r"names camera\(s\) \['head_camera_rgb'\] that the fetch model does not have",
     ):
         again.check_for("fetch", ("video",))
-    info = again.cameras["head_camera_rgb"].camera_info("head_camera_rgb")
+    (info_path,) = again.write_camera_infos(tmp_path / "camera_info")
+    info = yaml.safe_load(info_path.read_text())
+    assert info_path.name == "head_camera_rgb.yaml" and info["camera_name"] == "head_camera_rgb"
     assert info["distortion_model"] == "plumb_bob" and info["camera_matrix"]["data"][0] == 520.0
+    assert info["image_width"] == 640 and len(info["projection_matrix"]["data"]) == 12
 
 
 def test_a_calibrated_twin_renders_what_the_rig_sees(tmp_path, recording: Recording) -> None:
