@@ -59,7 +59,7 @@ class Twin:
     @classmethod
     def load(cls, robot: str, scene: str, calibration: str | Path | None = None) -> Twin:
         """The twin of `robot` (e.g. "fetch", "shadow_hand") in one of its scenes; with a
-        rig `calibration` file (`twinbridge calibrate cameras`), its cameras are the rig's:
+        rig `calibration` file (`sim/camera_calibration.py`), its cameras are the rig's:
         calibrated poses and intrinsics, so its renders match the real cameras'."""
         twin = cls(load_model(robot, scene), name=f"{robot}/{scene}")
         if calibration is not None:
