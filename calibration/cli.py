@@ -1,4 +1,5 @@
-"""`twinbridge calibrate`: the calibration board to print.
+"""`twinbridge calibrate board`: the calibration board to print (`twinbridge calibrate` is
+ros_ws/calibrate_bringup.py; this is its plain part).
 
 Run: `twinbridge calibrate board --out board.pdf`
 
@@ -10,6 +11,7 @@ its physical size, and prints its layout.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from calibration.board import describe, write_pdf
 from sim.calibration_board import BoardSpec
@@ -18,8 +20,8 @@ from sim.errors import ConfigError
 DEFAULT = BoardSpec()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+def add_board_parser(actions: Any) -> None:
+    """The `board` action on `actions` (an argparse subparsers object)."""
     board = actions.add_parser("board", help="write the calibration board as a printable PDF")
     board.add_argument("--out", required=True, help="the PDF to write, e.g. board.pdf")
     board.add_argument("--squares", type=int, nargs=2, metavar=("X", "Y"),

@@ -12,6 +12,7 @@ are dropped. The result is ordered for short moves between poses.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,6 +53,10 @@ class CalibrationPose:
 
     camera: str
     joints: np.ndarray
+
+
+LIFT_M = 0.3  # the detour hub: the gripper this far above where the run started
+CLEARANCE_M = 0.03  # poses, and the moves between them, keep the robot this far off the table
 
 
 class PoseGenerator:
@@ -98,6 +103,86 @@ class PoseGenerator:
                 )
             poses += found
         return _ordered(poses)
+
+    def route(
+        self, start: np.ndarray, poses: list[CalibrationPose], clearance_m: float = CLEARANCE_M
+    ) -> list[tuple[np.ndarray, CalibrationPose | None]]:
+        """Waypoints (arm joints, the pose to capture there or None) from `start` through
+        `poses` and back to `start`: a straight joint-space move where the whole arm keeps
+        `clearance_m` from the table and the floor (and clear of itself), else a detour
+        through a hub (the gripper lifted LIFT_M above where it started, then `start`);
+        a pose reachable no such way is left out."""
+        start = np.asarray(start, dtype=np.float64)
+        hubs = [h for h in (self._lifted(start), start) if h is not None]
+        waypoints: list[tuple[np.ndarray, CalibrationPose | None]] = []
+        here = start
+        for pose in [*poses, None]:
+            goal = start if pose is None else pose.joints
+            path = self._path(here, goal, hubs, clearance_m)
+            if path is None:
+                if pose is None and waypoints:
+                    waypoints.pop()  # the last pose has no clear way home: leave it out
+                    here = waypoints[-1][0] if waypoints else start
+                    path = self._path(here, goal, hubs, clearance_m) or [start]
+                else:
+                    continue
+            waypoints += [(hub, None) for hub in path[:-1]] + [(goal, pose)]
+            here = goal
+        return waypoints
+
+    def _path(
+        self, here: np.ndarray, goal: np.ndarray, hubs: list[np.ndarray], clearance_m: float
+    ) -> list[np.ndarray] | None:
+        """[goal] when the straight move is clear, else [hub, goal] through the first hub
+        both halves of which are clear, else None."""
+        if self._clear(here, goal, clearance_m):
+            return [goal]
+        for hub in hubs:
+            if self._clear(here, hub, clearance_m) and self._clear(hub, goal, clearance_m):
+                return [hub, goal]
+        return None
+
+    def _lifted(self, start: np.ndarray) -> np.ndarray | None:
+        """The arm with its gripper (about) LIFT_M above where `start` holds it, same
+        orientation, if the move there is clear: a hub needs no precision."""
+        data = self._data
+        data.qpos[self._qadr] = start
+        mujoco.mj_forward(self.model, data)
+        target = data.site_xpos[self._site] + np.array([0.0, 0.0, LIFT_M])
+        quat = np.empty(4)
+        mujoco.mju_mat2Quat(quat, data.site_xmat[self._site])
+        hub = self._ik.solve(target, quat, q_init=start, rng=np.random.default_rng(0)).qpos
+        return hub.copy() if self._clear(start, hub, CLEARANCE_M) else None
+
+    def _clear(self, a: np.ndarray, b: np.ndarray, clearance_m: float) -> bool:
+        """Whether the straight joint-space move a -> b keeps the robot `clearance_m` off
+        everything else (table, floor) and off itself, checked every 0.03 rad."""
+        model, data = self._margin_model(clearance_m), self._path_data
+        steps = max(int(np.ceil(np.max(np.abs(b - a)) / 0.03)), 1)
+        for t in np.linspace(0.0, 1.0, steps + 1):
+            data.qpos[self._qadr] = a + t * (b - a)
+            mujoco.mj_forward(model, data)
+            for i in range(data.ncon):
+                contact = data.contact[i]
+                one, two = self._robot[contact.geom1], self._robot[contact.geom2]
+                if one != two and contact.dist < clearance_m:
+                    return False  # the robot near its surroundings
+                if one and two and contact.dist < 0.0:
+                    return False  # the robot into itself
+        return True
+
+    def _margin_model(self, clearance_m: float) -> mujoco.MjModel:
+        """A copy of the model whose geoms report contacts `clearance_m` before touching."""
+        if getattr(self, "_margin", None) != clearance_m:
+            self._path_model = copy.deepcopy(self.model)
+            self._path_model.geom_margin[:] = np.maximum(self.model.geom_margin, clearance_m)
+            self._path_data = mujoco.MjData(self._path_model)
+            self._path_data.qpos[:] = self._data.qpos
+            arm_body = self.model.jnt_bodyid[self.model.joint(self.arm_joints[0]).id]
+            root = self.model.body_rootid[arm_body]  # the robot: the tree holding the arm
+            self._robot = self.model.body_rootid[self.model.geom_bodyid] == root
+            self._margin = clearance_m
+        return self._path_model
 
     def _for_camera(
         self, camera: str, plan: PosePlan, rng: np.random.Generator
@@ -173,10 +258,8 @@ class PoseGenerator:
         result = self._ik.solve(target, quat, q_init=seed, rng=rng)
         if not result.converged:
             return None
-        data = self._data
-        data.qpos[self._qadr] = result.qpos
-        mujoco.mj_forward(self.model, data)
-        return None if _touches(self.model, data) else result.qpos.copy()
+        clear = self._clear(result.qpos, result.qpos, CLEARANCE_M)
+        return result.qpos.copy() if clear else None
 
     def _relative(self, point: np.ndarray) -> np.ndarray:
         rotation = self._data.xmat[self._gripper].reshape(3, 3)

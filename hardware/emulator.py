@@ -43,6 +43,7 @@ from typing import Any, ClassVar, cast
 import mujoco
 import numpy as np
 
+from hardware.camera_rig import RigCameraConfig
 from hardware.faults import (
     Deviations,
     Disconnect,
@@ -93,11 +94,15 @@ FLOAT32_SLACK = 1e-6  # tolerance of the jump check: both ends went through floa
 
 @dataclass(frozen=True)
 class EmulatorConfig:
-    """One emulated device: its task (default: the robot's `emulator_task`), how it deviates
-    from the twin, the faults it injects, and its log (`log_path`: JSONL, or None)."""
+    """One emulated device: its task (default: the robot's `emulator_task`), the scene its
+    world uses (default: the task's; `calibration` carries the ChArUco board on the Fetch
+    gripper), how it deviates from the twin, its cameras (hardware/camera_rig.py), the
+    faults it injects, and its log (`log_path`: JSONL, or None)."""
 
     task: str | None = None
+    scene: str | None = None
     deviations: Deviations = field(default_factory=Deviations)
+    cameras: RigCameraConfig = field(default_factory=RigCameraConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
     log_path: str | None = None
     max_log_entries: int = 1_000_000  # in memory; the JSONL file keeps everything
@@ -123,6 +128,8 @@ class EmulatorConfig:
         values = dict(data) if isinstance(data, Mapping) else data
         if isinstance(values, dict) and "deviations" in values:
             values["deviations"] = Deviations.from_mapping(values["deviations"])
+        if isinstance(values, dict) and "cameras" in values:
+            values["cameras"] = RigCameraConfig.from_mapping(values["cameras"])
         return config_from_mapping(cls, values, where)
 
     @classmethod
@@ -471,7 +478,7 @@ class Emulator:
 
     def _twin_loop(self) -> TwinLoop:
         """The task's twin, checked to be this robot's (same joints and commands)."""
-        loop = TwinLoop(self.task, seed=self.seed, actuation="ideal")  # the Plant ramps
+        loop = TwinLoop(self.task, seed=self.seed, actuation="ideal", scene=self.config.scene)
         tables = robot_tables(self.robot)
         names = (loop.io.joint_names, loop.io.command_names)
         if loop.task.robot != self.robot or names != (tables.joint_names, tables.command_names):
@@ -507,6 +514,11 @@ class Emulator:
     def device_time_us(self) -> int:
         """Device clock: physics steps taken x timestep (monotonic, starts at 0)."""
         return self._steps * self._dt_us
+
+    def world_positions(self) -> np.ndarray:
+        """The emulated world's joint positions (`qpos`: robot and object), for the rig's
+        cameras; the host never reads them."""
+        return self.plant.data.qpos
 
     @property
     def status(self) -> int:

@@ -39,6 +39,7 @@ from sim.errors import ConfigError, TwinbridgeError
 from sim.robots import ROBOT_FOLDERS
 
 if TYPE_CHECKING:  # imported in run(): `twinbridge --help` builds every subcommand's parser
+    from hardware.camera_rig import StateFeed
     from hardware.emulator import Emulator
     from hardware.pty_link import PtyLink
 
@@ -73,8 +74,9 @@ class RealTimeRunner:
         link: PtyLink,
         config: RunnerConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
+        feed: StateFeed | None = None,
     ):
-        self.emulator, self.link = emulator, link
+        self.emulator, self.link, self.feed = emulator, link, feed
         self.config = config or RunnerConfig()
         self.clock = clock
         self.steps = self.overruns = self.tx_dropped_bytes = 0
@@ -99,6 +101,8 @@ class RealTimeRunner:
             self._serve_until(next_step)
             now = self.clock()
             next_step = self._steps_due(next_step, now, dt)
+            if self.feed is not None:  # a copy of ~30 floats: the cameras render elsewhere
+                self.feed.write(self.emulator.device_time_us, self.emulator.world_positions())
             if self._unplug_s is not None:
                 self.emulator.disconnect(self._unplug_s)
                 self._unplug_s = None
@@ -207,13 +211,17 @@ def spawn_emulator(
     seed: int = 0,
     task: str | None = None,
     config: str | Path | None = None,
+    scene: str | None = None,
+    camera_feed: str | Path | None = None,
     **popen: Any,
 ) -> subprocess.Popen:
     """`twinbridge emulate` as its own process, once it has printed its device line (the
     serial port is then `link`). Extra keywords go to `subprocess.Popen`."""
     command = [sys.executable, "-m", "sim.cli", "emulate", "--robot", robot,
                "--seed", str(seed), "--link", str(link)]  # fmt: skip
-    for flag, value in (("--log", log), ("--task", task), ("--config", config)):
+    options = (("--log", log), ("--task", task), ("--config", config), ("--scene", scene),
+               ("--camera-feed", camera_feed))  # fmt: skip
+    for flag, value in options:
         if value is not None:
             command += [flag, str(value)]
     if config is not None:
@@ -240,7 +248,18 @@ def _check_config(path: str | Path) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--robot", required=True, choices=ROBOTS)
     parser.add_argument("--task", help="emulated task (default: the robot's emulator task)")
-    parser.add_argument("--config", help="YAML: task, deviations, faults (faults-example.yaml)")
+    parser.add_argument(
+        "--config", help="YAML: task, scene, deviations, cameras, faults (faults-example.yaml)"
+    )
+    parser.add_argument(
+        "--scene", help="the world's scene instead of the task's (fetch: calibration)"
+    )
+    parser.add_argument(
+        "--camera-feed",
+        type=Path,
+        help="publish the world's joint positions to this file for the rig's camera driver "
+        "(ros_ws/camera_driver_node.py renders and streams the cameras)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds the scene, noise and faults")
     parser.add_argument("--link", help="stable symlink to the device, like /dev/serial/by-id/")
     parser.add_argument("--log", help="device log, JSON lines (flushed per line)")
@@ -272,14 +291,24 @@ def run(args: argparse.Namespace) -> int:
     if args.duration_s is not None and not args.duration_s > 0:
         raise ConfigError(f"--duration-s must be > 0 s, got {args.duration_s}")
     config = EmulatorConfig.from_yaml(args.config) if args.config else EmulatorConfig()
-    config = replace(config, task=args.task or config.task, log_path=args.log or config.log_path)
+    config = replace(
+        config,
+        task=args.task or config.task,
+        scene=args.scene or config.scene,
+        log_path=args.log or config.log_path,
+    )
     emulator = Emulator(args.robot, config, seed=args.seed)
+    feed = None
+    if args.camera_feed is not None:
+        from hardware.camera_rig import StateFeed
+
+        feed = StateFeed.create(args.camera_feed, emulator.world_positions().size)
     scheduling = request_realtime(not args.no_realtime)
     emulator.log.write(emulator.device_time_us, "scheduling", priority=scheduling)
     with PtyLink(args.link) as link:
         link_text = f" link: {link.link_path}" if link.link_path is not None else ""
         print(f"device: {link.device_path}{link_text}", flush=True)
-        runner = RealTimeRunner(emulator, link)
+        runner = RealTimeRunner(emulator, link, feed=feed)
         previous = {
             s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
         }
@@ -292,5 +321,7 @@ def run(args: argparse.Namespace) -> int:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             emulator.shutdown(runner.stop_reason or "error")
+            if feed is not None:
+                feed.close()
     print(f"twinbridge emulate: {runner.summary()}", file=sys.stderr, flush=True)
     return 0

@@ -19,6 +19,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from hardware.interface import Measurement
 from ros_ws.contract import GOAL_LAYOUTS, ContractError
+from sim.camera_calibration import Intrinsics
 from sim.contract.command_rules import CommandRules, TrajectoryPoint, validate_trajectory
 from sim.contract.samples import JointStateSample, ObjectPose
 
@@ -169,19 +170,23 @@ def diagnostics_values(msg: DiagnosticArray) -> list[tuple[str, str, dict[str, s
 
 
 def image_msgs(
-    rgb: np.ndarray, fovy_deg: float, stamp: Time, frame: str
+    rgb: np.ndarray, intrinsics: Intrinsics | None, stamp: Time, frame: str
 ) -> tuple[Image, CameraInfo]:
-    """An rgb8 Image and its pinhole CameraInfo (MuJoCo cameras: square pixels, no
-    distortion, principal point at the centre, focal length from the vertical fov)."""
+    """An rgb8 Image and its CameraInfo: pinhole (plumb_bob) from `intrinsics`, or, for a
+    camera nobody calibrated, only the size (K, R and P all zeros, as ROS camera drivers
+    publish it without a calibration file)."""
     height, width, _ = rgb.shape
     image = Image(height=height, width=width, encoding="rgb8", step=width * 3)
     image.header.stamp, image.header.frame_id = stamp, frame
     image.data = rgb.tobytes()
-    focal = 0.5 * height / np.tan(np.radians(fovy_deg) / 2)
-    info = CameraInfo(height=height, width=width, distortion_model="plumb_bob")
+    info = CameraInfo(height=height, width=width)
     info.header.stamp, info.header.frame_id = stamp, frame
-    info.d = [0.0] * 5
-    info.k = [focal, 0.0, width / 2, 0.0, focal, height / 2, 0.0, 0.0, 1.0]
+    if intrinsics is None:
+        return image, info
+    fx, fy, cx, cy = intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy
+    info.distortion_model = "plumb_bob"
+    info.d = list(intrinsics.distortion)
+    info.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
     info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    info.p = [focal, 0.0, width / 2, 0.0, 0.0, focal, height / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
     return image, info

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ros_ws.bringup_plan import (
+    CAMERA_DRIVER_NODE,
     EMULATOR_NODES,
     RECORDER_NODE,
     SIM_CONFIG,
@@ -40,8 +41,9 @@ from ros_ws.discovery import MAX_DOMAIN_ID, default_domain_id, sim_environment
 from ros_ws.node_configs import SCRIPTED_POLICY, resolve_data_path
 from ros_ws.node_runtime_env import SUPERVISOR_PID_VARIABLE
 from ros_ws.view_bringup import VIEW_NODE, add_view_arguments, with_view
+from sim.camera_calibration import load_rig
 from sim.errors import TwinbridgeError
-from sim.robots import get_robot
+from sim.robots import RobotDescription, get_robot
 from sim.tasks import DEFAULT_TASK, TASKS, get_task_spec
 
 STOP_BUDGET_S = 1.5  # SIGINT, then SIGKILL after this: everything is gone within 2 s
@@ -74,7 +76,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cameras",
         default=None,
-        help="comma-separated twin cameras to publish as camera_<n>/image_raw (default: none)",
+        help="comma-separated cameras to publish as camera_<n>/image_raw + camera_info "
+        "(default: none): the twin's, or with --hardware emulator the emulated rig's "
+        "(its camera driver; `rig`: the robot's rig cameras)",
+    )
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        default=None,
+        help="a rig calibration file (twinbridge calibrate cameras): the twin's cameras "
+        "take its poses and intrinsics; the emulated rig's camera_info comes from it",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON summary line")
     parser.add_argument(
@@ -134,12 +145,14 @@ def run(args: argparse.Namespace) -> int:
         return _run_graph(args, domain, emulator)
     finally:
         if emulator is not None:
-            _stop({"emulator": emulator.process})
+            stop_processes({"emulator": emulator.process})
 
 
 def _run_graph(args: argparse.Namespace, domain: int, emulator: Emulated | None) -> int:
     overrides = _overrides(args, emulator)
     nodes = SIM_NODES if emulator is None else EMULATOR_NODES
+    if emulator is not None and args.cameras:
+        nodes = (*nodes, CAMERA_DRIVER_NODE)
     launches = plan(nodes, args.config, overrides)
     try:
         env = sim_environment(domain)
@@ -167,16 +180,16 @@ def supervise(args: argparse.Namespace, launches: list[NodeLaunch], env: dict[st
     with BringupObserver(launches[0].namespace) as observer:
         console = getattr(args, "console_nodes", ())
         processes = {
-            launch.name: _start(launch, env, args.log_dir, launch.name in console)
+            launch.name: start_node(launch, env, args.log_dir, launch.name in console)
             for launch in launches
         }
         try:
             summary, failure = _observe(args, observer, processes, stop_requested)
         except KeyboardInterrupt:
-            _stop(processes)
+            stop_processes(processes)
             print(f"{_prefix(args)}: interrupted; every node stopped", file=sys.stderr)
             return 130
-        _stop(processes)
+        stop_processes(processes)
     failure = failure or _episode_count_problem(args, summary)
     if failure:
         print(failure, file=sys.stderr)
@@ -224,16 +237,25 @@ def _env_domain() -> int:
     return int(value) if value.isdigit() else default_domain_id()
 
 
+def rig_cameras(robot: RobotDescription, text: str) -> tuple[str, ...]:
+    """The cameras `--cameras` names (`rig`: the robot's rig cameras), refused by name."""
+    return robot.rig_cameras if text.strip() == "rig" else robot.camera_names(text)
+
+
 def _check_hardware_flags(args: argparse.Namespace) -> None:
     if args.emulator_config is not None and args.hardware != "emulator":
         raise TwinbridgeError("--emulator-config needs --hardware emulator")
-    if args.hardware == "emulator" and (args.fast or args.video or args.cameras):
+    if args.hardware == "emulator" and (args.fast or args.video):
         raise TwinbridgeError(
             "--hardware emulator runs in real time through the serial driver: "
-            "--fast, --video and --cameras are twin-node features; drop them"
+            "--fast and --video are twin-node features; drop them"
         )
+    robot = get_robot(_robot(args.task))
     if args.cameras:  # by name here: the parameter file is not where the mistake is
-        get_robot(_robot(args.task)).camera_names(args.cameras)
+        args.cameras = ",".join(rig_cameras(robot, args.cameras))
+    calibration = getattr(args, "calibration", None)
+    if calibration is not None:  # one line now, not a node's exit later
+        load_rig(calibration).check_for(robot.name, robot.cameras)
 
 
 @dataclass
@@ -249,15 +271,21 @@ def _start_emulator(args: argparse.Namespace) -> Emulated:
     from hardware.emulator_cli import EmulatorStartError, spawn_emulator
 
     link = (args.log_dir / "emulated-device").resolve()
+    feed = world_feed_path(args.log_dir) if args.cameras else None
     env = {**os.environ, SUPERVISOR_PID_VARIABLE: str(os.getpid())}
     try:
         process = spawn_emulator(
             _robot(args.task), link, log=args.log_dir / "emulator.jsonl", seed=args.seed,
-            task=args.task, config=args.emulator_config, env=env,
+            task=args.task, config=args.emulator_config, camera_feed=feed, env=env,
         )  # fmt: skip
     except EmulatorStartError as e:
         raise TwinbridgeError(str(e)) from e
     return Emulated(process, str(link))
+
+
+def world_feed_path(log_dir: Path) -> Path:
+    """Where the emulator writes its world's positions for the rig's camera driver."""
+    return (log_dir / "emulated-world.feed").resolve()
 
 
 def _overrides(
@@ -266,17 +294,14 @@ def _overrides(
     policy = _policy_path(args)
     if emulator is not None:
         real_time = {"use_sim_time": False}
+        driver = emulator_driver_overrides(
+            _robot(args.task), args.task, emulator.port, args.seed, args.log_dir
+        )
         return {
-            "driver_node": {
-                "robot": _robot(args.task),
-                "backend": "serial",
-                "port": emulator.port,
-                "task": args.task,
-                "seed": args.seed,
-                "estop_latch_path": str((args.log_dir / "estop.json").resolve()),
-            },
+            "driver_node": driver,
             "policy_node": {"policy_path": policy, **_policy_task(args), **real_time},
             "task_node": {"task": args.task, "episodes": args.episodes, **real_time},
+            **({CAMERA_DRIVER_NODE: _camera_driver(args)} if args.cameras else {}),
         }
     return {
         "twin_node": {
@@ -285,10 +310,55 @@ def _overrides(
             "real_time": not args.fast,
             "video_path": str(args.video) if args.video else "",
             **({"cameras": args.cameras} if args.cameras is not None else {}),
+            **({"calibration_path": str(args.calibration)} if args.calibration else {}),
         },
         "policy_node": {"policy_path": policy, **_policy_task(args)},
         "task_node": {"task": args.task, "episodes": args.episodes},
     }
+
+
+def emulator_driver_overrides(
+    robot: str, task: str, port: str, seed: int, log_dir: Path
+) -> dict[str, Any]:
+    """driver_node on the emulator's serial port, its e-stop latch file in the log folder."""
+    return {
+        "robot": robot,
+        "backend": "serial",
+        "port": port,
+        "task": task,
+        "seed": seed,
+        "estop_latch_path": str((log_dir / "estop.json").resolve()),
+    }
+
+
+def camera_driver_overrides(
+    robot: str,
+    task: str,
+    scene: str,
+    feed: Path,
+    emulator_config: Path | None,
+    cameras: str,
+    calibration: Path | None,
+) -> dict[str, Any]:
+    """The emulated rig's camera driver: the emulator's world (its task and scene, the
+    positions in `feed`), its configuration's cameras (`rig`: the robot's rig cameras)."""
+    names = rig_cameras(get_robot(robot), cameras)
+    return {
+        "robot": robot,
+        "task": task,
+        "scene": scene,
+        "state_feed": str(feed),
+        "emulator_config": str(emulator_config.resolve()) if emulator_config else "",
+        "cameras": ",".join(names),
+        "calibration_path": str(calibration.resolve()) if calibration else "",
+    }
+
+
+def _camera_driver(args: argparse.Namespace) -> dict[str, Any]:
+    return camera_driver_overrides(
+        _robot(args.task), args.task, "", world_feed_path(args.log_dir), args.emulator_config,
+        args.cameras, getattr(args, "calibration", None),
+    )  # fmt: skip
 
 
 def _policy_path(args: argparse.Namespace) -> str:
@@ -350,7 +420,7 @@ def add_allow_ideal_argument(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _start(
+def start_node(
     launch: NodeLaunch, env: dict[str, str], log_dir: Path, console: bool = False
 ) -> subprocess.Popen:
     """One node as its own process, its output in log_dir/<node>.log (with `console`, its
@@ -447,7 +517,7 @@ def _failure(processes: dict[str, subprocess.Popen], log_dir: Path, prefix: str)
     return ""
 
 
-def _stop(processes: dict[str, subprocess.Popen]) -> None:
+def stop_processes(processes: dict[str, subprocess.Popen]) -> None:
     """SIGINT every node, SIGKILL what is left after STOP_BUDGET_S; the recorder last,
     with RECORDER_STOP_BUDGET_S to finalize its file."""
     first = {n: p for n, p in processes.items() if n not in LAST_TO_STOP}

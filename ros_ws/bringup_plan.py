@@ -33,6 +33,9 @@ ROBOT_NODES = ("driver_node", "policy_node", "task_node")
 # `twinbridge teleop` / teleop.launch.py: an operator in the policy's place, and a recorder.
 TELEOP_NODES = ("twin_node", "teleop_node", "task_node")
 RECORDER_NODE = "recorder_node"
+# The emulated rig's cameras (`--hardware emulator --cameras`): a real rig runs its cameras'
+# own drivers on the same topics.
+CAMERA_DRIVER_NODE = "camera_driver_node"
 
 
 def teleop_nodes(hardware: str = "twin", record: bool = False) -> tuple[str, ...]:

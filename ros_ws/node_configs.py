@@ -71,6 +71,7 @@ class TwinNodeConfig:
     # the command joints is rejected unless this is set (then the others keep their target)
     allow_partial_joints_goal: bool = False
     cameras: str = ""  # comma-separated camera names to publish (rendering is costly)
+    calibration_path: str = ""  # a rig calibration file: the twin's cameras become the rig's
     camera_rate_hz: float = 30.0
     camera_width_px: int = 200
     camera_height_px: int = 200
@@ -206,6 +207,35 @@ class ViewNodeConfig:
         _positive(self, "diagnostics_rate_hz")
 
 
+@dataclass(frozen=True)
+class CameraDriverNodeConfig:
+    """camera_driver_node: the emulated rig's cameras, streamed the way a ROS camera driver
+    streams a real rig's (hardware/camera_rig.py). It renders the emulator's world from the
+    positions the emulator writes to `state_feed`, through the true cameras of the
+    emulator's configuration (`emulator_config`'s `cameras:`), and publishes
+    camera_<n>/image_raw and camera_<n>/camera_info, n in the order of `cameras` (default:
+    the robot's rig cameras). camera_info comes from `calibration_path` (a rig calibration
+    file) when given; otherwise it is uncalibrated (size only, K all zeros), as a driver
+    without a calibration publishes it."""
+
+    robot: str = "fetch"
+    task: str = ""  # the emulator's task (its world's model); default: the robot's
+    scene: str = ""  # the emulator's scene when it was given one (`--scene`)
+    state_feed: str = ""  # the file `twinbridge emulate --camera-feed` writes
+    emulator_config: str = ""  # the emulator's YAML; its `cameras:` are the rig's truth
+    cameras: str = ""  # comma-separated camera names (default: the robot's rig_cameras)
+    calibration_path: str = ""  # a rig calibration file (twinbridge calibrate cameras)
+    diagnostics_rate_hz: float = 2.0
+
+    def __post_init__(self) -> None:
+        get_robot(self.robot)
+        if self.task:
+            _known_task(self.task)
+        if not self.state_feed:
+            raise ValueError("state_feed must name the emulator's --camera-feed file")
+        _positive(self, "diagnostics_rate_hz")
+
+
 NODE_CONFIGS: dict[str, type] = {
     "driver_node": DriverNodeConfig,
     "twin_node": TwinNodeConfig,
@@ -214,6 +244,7 @@ NODE_CONFIGS: dict[str, type] = {
     "teleop_node": TeleopNodeConfig,
     "recorder_node": RecorderNodeConfig,
     "view_node": ViewNodeConfig,
+    "camera_driver_node": CameraDriverNodeConfig,
 }
 
 

@@ -20,14 +20,16 @@ from typing import Any
 from hardware.teleop.bindings import teleop_bindings
 from ros_ws.bringup import (
     Emulated,
+    _camera_driver,
     _check_hardware_flags,
     _env_domain,
     _robot,
     _start_emulator,
-    _stop,
+    emulator_driver_overrides,
+    stop_processes,
     supervise,
 )
-from ros_ws.bringup_plan import SIM_CONFIG, plan, teleop_nodes
+from ros_ws.bringup_plan import CAMERA_DRIVER_NODE, SIM_CONFIG, plan, teleop_nodes
 from ros_ws.contract import check_goal_fits
 from ros_ws.discovery import sim_environment
 from ros_ws.node_configs import TELEOP_DEVICES
@@ -77,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     emulator = _start_emulator(args) if args.hardware == "emulator" else None
     try:
         nodes = teleop_nodes(args.hardware, record=args.record is not None)
+        if emulator is not None and args.cameras:
+            nodes = (*nodes, CAMERA_DRIVER_NODE)
         launches = plan(nodes, args.config, _overrides(args, emulator))
         domain = args.domain_id if args.domain_id is not None else _env_domain()
         try:
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         return supervise(args, launches, env)
     finally:
         if emulator is not None:
-            _stop({"emulator": emulator.process})
+            stop_processes({"emulator": emulator.process})
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -148,14 +152,11 @@ def _overrides(args: argparse.Namespace, emulator: Emulated | None) -> dict[str,
         }
     else:
         real_time = {"use_sim_time": False}
-        overrides["driver_node"] = {
-            "robot": robot,
-            "backend": "serial",
-            "port": emulator.port,
-            "task": args.task,
-            "seed": args.seed,
-            "estop_latch_path": str((args.log_dir / "estop.json").resolve()),
-        }
+        overrides["driver_node"] = emulator_driver_overrides(
+            robot, args.task, emulator.port, args.seed, args.log_dir
+        )
+        if args.cameras:  # the emulated rig's camera driver
+            overrides[CAMERA_DRIVER_NODE] = _camera_driver(args)
         teleop.update(real_time)
         overrides["task_node"].update(real_time)
     if args.record is not None:

@@ -27,6 +27,7 @@ from ros_ws.camera_publisher import CameraPublisher
 from ros_ws.node_configs import TwinNodeConfig
 from ros_ws.node_runtime import ContractNode, run_node
 from ros_ws.qos import control_qos, estop_qos, latched_qos
+from sim.camera_calibration import load_rig
 from sim.contract.command_rules import CommandRejected
 from sim.contract.episode_gate import ResetRefused
 from sim.latency import LatencyTracker
@@ -39,6 +40,8 @@ class TwinNode(ContractNode):
         super().__init__("twin_node", TwinNodeConfig)
         cfg: TwinNodeConfig = self.config
         self.loop = TwinLoop(cfg.task, cfg.seed)
+        if cfg.calibration_path:  # the rig's calibrated cameras (twinbridge calibrate cameras)
+            self.loop.twin.use_calibration(load_rig(cfg.calibration_path), self.loop.task.robot)
         period = self.loop.control_period_s
         self.rules = self.loop.command_rules(cfg.command_max_age_s, cfg.allow_partial_joints_goal)
         self.latency = LatencyTracker(deadline_s=period)
@@ -63,7 +66,7 @@ class TwinNode(ContractNode):
         self.timer = self.steady_timer(period if cfg.real_time else 0.05, self._on_timer)
         self.steady_timer(0.1, self._publish_estop)
         if self._cameras.names:
-            self.steady_timer(1.0 / cfg.camera_rate_hz, self._cameras.publish)
+            self.steady_timer(1.0 / cfg.camera_rate_hz, self._cameras.capture)
         self._publish_state()
         self._publish_estop()
 
@@ -194,6 +197,7 @@ class TwinNode(ContractNode):
             "latency_max_ms": summary.max_ms,
             "deadline_misses": summary.deadline_misses,
             "video_frames_dropped": self._video.dropped if self._video else 0,
+            "camera_frames_dropped": self._cameras.dropped,
         }
 
     def diagnostics_level(self) -> int:
@@ -205,6 +209,9 @@ class TwinNode(ContractNode):
         return health.WARN if self.loop.gate.holding and waited > 0.5 else health.OK
 
     def close(self) -> None:
+        cameras = getattr(self, "_cameras", None)
+        if cameras is not None:
+            cameras.close()
         if self._video is not None:
             self._video.close()
             print(f"{self._video.summary()}; {self._video.dropped} dropped", flush=True)

@@ -208,71 +208,64 @@ def ramp_step_into(
 
 
 # ------------------------------------------------------------------ the twin's command path
-# Rows of `_plan`'s float state: the limiter's q and v, the driver's newest target, the
-# device's goal and its servo setpoints, and the last command submitted.
-_Q, _V, _TARGET, _GOAL, _SETPOINT, _SUBMITTED = range(6)
-# Its int state: physics step count, then head and length of the command queue (to the
-# driver) and of the transit queue (to the device), and when the last command is visible.
+# The path's state is two arrays, so its compiled kernels take few arguments (each array
+# passed costs ~0.1 us). Float rows: the limiter's q and v, the driver's newest target, the
+# device's goal and its servo setpoints, the last command submitted, the command of the
+# current control step; then the command queue (to the driver) and the transit queue (to
+# the device), _SLOTS rows each. Int cells: the physics step count, head and length of each
+# queue, when the last command is visible; then each queue's due steps.
+_Q, _V, _TARGET, _GOAL, _SETPOINT, _SUBMITTED, _COMMANDED = range(7)
+_QUEUE, _TRANSIT = 7, 7 + _SLOTS
 _STEP, _QUEUE_HEAD, _QUEUE_LEN, _TRANSIT_HEAD, _TRANSIT_LEN, _LAST_VISIBLE = range(6)
-SETPOINT_ROW = _SETPOINT  # where a caller of `_advance` reads the step's servo setpoints
+_QUEUE_DUE, _TRANSIT_DUE = 6, 6 + _SLOTS
+_FLOAT_ROWS, _INT_CELLS = 7 + 2 * _SLOTS, 6 + 2 * _SLOTS
+_RAMP_MAX = 6  # the row of the limits array after RateLimits' six: the device's ramp step
+SETPOINT_ROW, COMMANDED_ROW = _SETPOINT, _COMMANDED  # rows a caller of the kernels uses
 
 
-def _submit(
-    commanded: np.ndarray,
-    delay_steps: int,
-    path: np.ndarray,
-    ints: np.ndarray,
-    queue_due: np.ndarray,
-    queue: np.ndarray,
-) -> None:
+def _submit(commanded: np.ndarray, delay_steps: int, state: np.ndarray, ints: np.ndarray) -> None:
     """`commanded` is what the actuators are commanded from now on: if it differs from the
     last command it is queued, visible to the driver `delay_steps` later (never before an
     earlier command: one publisher's messages arrive in order)."""
-    if _differ(commanded, path[_SUBMITTED]):
-        path[_SUBMITTED, :] = commanded
+    if _differ(commanded, state[_SUBMITTED]):
+        state[_SUBMITTED, :] = commanded
         visible = max(ints[_STEP] + delay_steps, ints[_LAST_VISIBLE])
         ints[_LAST_VISIBLE] = visible
-        slot = (ints[_QUEUE_HEAD] + ints[_QUEUE_LEN]) % queue_due.shape[0]
-        queue_due[slot] = visible
-        queue[slot, :] = commanded
+        slot = (ints[_QUEUE_HEAD] + ints[_QUEUE_LEN]) % _SLOTS
+        ints[_QUEUE_DUE + slot] = visible
+        state[_QUEUE + slot, :] = commanded
         ints[_QUEUE_LEN] += 1
 
 
 def _advance(
-    path: np.ndarray,
+    state: np.ndarray,
     ints: np.ndarray,
-    queue_due: np.ndarray,
-    queue: np.ndarray,
-    transit_due: np.ndarray,
-    transit: np.ndarray,
-    limits: Any,
-    ramp_max: np.ndarray,
+    limits: np.ndarray,
     period_s: float,
     cycle_steps: int,
     latency_steps: int,
 ) -> None:
     """One physics step of the path: the driver takes the commands now visible, steps its
     limiter on a cycle boundary and sends the result, the device takes what arrives, and
-    `path[_SETPOINT]` holds this step's servo setpoints."""
-    slots = queue_due.shape[0]
+    `state[_SETPOINT]` holds this step's servo setpoints."""
     step = ints[_STEP]
-    while ints[_QUEUE_LEN] > 0 and queue_due[ints[_QUEUE_HEAD]] <= step:  # the driver
-        path[_TARGET, :] = queue[ints[_QUEUE_HEAD]]
-        ints[_QUEUE_HEAD] = (ints[_QUEUE_HEAD] + 1) % slots
+    while ints[_QUEUE_LEN] > 0 and ints[_QUEUE_DUE + ints[_QUEUE_HEAD]] <= step:  # driver
+        state[_TARGET, :] = state[_QUEUE + ints[_QUEUE_HEAD]]
+        ints[_QUEUE_HEAD] = (ints[_QUEUE_HEAD] + 1) % _SLOTS
         ints[_QUEUE_LEN] -= 1
     if step % cycle_steps == 0:  # a driver cycle: one limiter step, sent to the device
-        q, v = path[_Q], path[_V]
-        rate_limited_step_into(q, v, path[_TARGET], limits, period_s, q, v)
-        slot = (ints[_TRANSIT_HEAD] + ints[_TRANSIT_LEN]) % slots
-        transit_due[slot] = step + latency_steps
-        transit[slot, :] = q
+        q, v = state[_Q], state[_V]
+        rate_limited_step_into(q, v, state[_TARGET], limits, period_s, q, v)
+        slot = (ints[_TRANSIT_HEAD] + ints[_TRANSIT_LEN]) % _SLOTS
+        ints[_TRANSIT_DUE + slot] = step + latency_steps
+        state[_TRANSIT + slot, :] = q
         ints[_TRANSIT_LEN] += 1
-    while ints[_TRANSIT_LEN] > 0 and transit_due[ints[_TRANSIT_HEAD]] <= step:  # device
-        path[_GOAL, :] = transit[ints[_TRANSIT_HEAD]]
-        ints[_TRANSIT_HEAD] = (ints[_TRANSIT_HEAD] + 1) % slots
+    while ints[_TRANSIT_LEN] > 0 and ints[_TRANSIT_DUE + ints[_TRANSIT_HEAD]] <= step:
+        state[_GOAL, :] = state[_TRANSIT + ints[_TRANSIT_HEAD]]
+        ints[_TRANSIT_HEAD] = (ints[_TRANSIT_HEAD] + 1) % _SLOTS
         ints[_TRANSIT_LEN] -= 1
-    setpoint = path[_SETPOINT]
-    ramp_step_into(setpoint, path[_GOAL], ramp_max, setpoint)
+    setpoint = state[_SETPOINT]
+    ramp_step_into(setpoint, state[_GOAL], limits[_RAMP_MAX], setpoint)
     ints[_STEP] = step + 1
 
 
@@ -281,28 +274,21 @@ def _plan(
     starts: np.ndarray,
     commanded: np.ndarray,
     delay_steps: int,
-    path: np.ndarray,
+    state: np.ndarray,
     ints: np.ndarray,
-    queue_due: np.ndarray,
-    queue: np.ndarray,
-    transit_due: np.ndarray,
-    transit: np.ndarray,
-    limits: Any,
-    ramp_max: np.ndarray,
+    limits: np.ndarray,
     period_s: float,
     cycle_steps: int,
     latency_steps: int,
 ) -> int:
     """One call of the twin's command path: submit `commanded`, then fill `out` with a row
     of servo setpoints per physics step and `starts` with the rows where they change (where
-    an `mj_step` call must begin; returns how many), advancing the path state (the row and
-    slot names above)."""
-    _submit(commanded, delay_steps, path, ints, queue_due, queue)
+    an `mj_step` call must begin; returns how many), advancing the path state."""
+    _submit(commanded, delay_steps, state, ints)
     count = 0
     for row in range(out.shape[0]):
-        _advance(path, ints, queue_due, queue, transit_due, transit, limits, ramp_max,
-                 period_s, cycle_steps, latency_steps)  # fmt: skip
-        out[row, :] = path[_SETPOINT]
+        _advance(state, ints, limits, period_s, cycle_steps, latency_steps)
+        out[row, :] = state[_SETPOINT]
         if row == 0 or _differ(out[row], out[row - 1]):
             starts[count] = row
             count += 1
@@ -354,13 +340,11 @@ def compiled(name: str) -> Callable[..., Any]:
 
 
 def _example_arguments() -> tuple[Any, ...]:
-    n, slots = 1, _SLOTS
-    ones = np.ones(n)
-    limits = RateLimits(ones, ones, -ones, ones, -ones, ones)
-    queue_due, transit_due = np.zeros(slots, dtype=np.int64), np.zeros(slots, dtype=np.int64)
-    return (np.zeros((2, n)), np.zeros(2, dtype=np.int64), ones, 5, np.zeros((6, n)),
-            np.zeros(6, dtype=np.int64), queue_due, np.zeros((slots, n)), transit_due,
-            np.zeros((slots, n)), np.array(limits), ones, 0.01, 5, 1)  # fmt: skip
+    ones = np.ones(1)
+    limits = np.array([*RateLimits(ones, ones, -ones, ones, -ones, ones), ones])
+    return (np.zeros((2, 1)), np.zeros(2, dtype=np.int64), ones, 5,
+            np.zeros((_FLOAT_ROWS, 1)), np.zeros(_INT_CELLS, dtype=np.int64), limits,
+            0.01, 5, 1)  # fmt: skip
 
 
 class CommandPath:
@@ -374,12 +358,8 @@ class CommandPath:
         self.config = config
         self._plan = compiled_plan()
         size = len(limits.velocity_max)
-        self._path = np.zeros((6, size))
-        self._ints = np.zeros(6, dtype=np.int64)
-        self._queue_due = np.zeros(_SLOTS, dtype=np.int64)
-        self._queue = np.zeros((_SLOTS, size))
-        self._transit_due = np.zeros(_SLOTS, dtype=np.int64)
-        self._transit = np.zeros((_SLOTS, size))
+        self._state = np.zeros((_FLOAT_ROWS, size))  # the layout above `_submit`
+        self._ints = np.zeros(_INT_CELLS, dtype=np.int64)
         self._starts = np.empty(0, dtype=np.int64)
         self._rng = np.random.default_rng((0, _JITTER_STREAM))
         self.starts: list[int] = []  # of the last `setpoints`: the rows where setpoints change
@@ -429,10 +409,10 @@ class CommandPath:
             velocity_max=nominal.velocity_max * config.velocity_scale,
             acceleration_max=nominal.acceleration_max * config.acceleration_scale,
         )
-        self._limit_rows = np.array(self._limits)  # the compiled path's form (one array)
         # The device announces its speed limit as float32 (PROTOCOL.md DeviceInfo).
         speed = self._limits.velocity_max.astype(np.float32).astype(np.float64)
-        self._ramp_max = speed * self.timestep_s
+        # The compiled path's form: the six limits and the ramp's step, one array.
+        self._limit_rows = np.array([*self._limits, speed * self.timestep_s])
 
     def reset(self, positions: np.ndarray, seed: int | None = None) -> None:
         """At rest at `positions` (each commanded joint), nothing in flight: a new episode.
@@ -445,20 +425,20 @@ class CommandPath:
     def hold(self, positions: np.ndarray) -> None:
         """Stop everything at `positions` now (the safety layer's latched hold and the
         device's hold: no ramp, no limiter, nothing in flight is delivered)."""
-        self._path[:] = np.asarray(positions, dtype=np.float64)
-        self._path[_V] = 0.0
-        self._ints[_QUEUE_HEAD:] = 0
+        self._state[:_QUEUE] = np.asarray(positions, dtype=np.float64)
+        self._state[_V] = 0.0
+        self._ints[_QUEUE_HEAD:_QUEUE_DUE] = 0
         self._ints[_LAST_VISIBLE] = self._ints[_STEP]
 
     @property
     def submitted(self) -> np.ndarray:
         """The last command the path was given (a copy)."""
-        return self._path[_SUBMITTED].copy()
+        return self._state[_SUBMITTED].copy()
 
     @property
     def sent(self) -> np.ndarray:
         """The limiter's newest command (what the driver sent: `joint_command_applied`)."""
-        return self._path[_Q].copy()
+        return self._state[_Q].copy()
 
     def setpoints(self, commanded: np.ndarray, nstep: int) -> np.ndarray:
         """The servo setpoints for the next `nstep` physics steps, given that the actuators
@@ -468,23 +448,22 @@ class CommandPath:
         if len(self._starts) < nstep:
             self._starts = np.empty(nstep, dtype=np.int64)
         starts = self._starts
-        count = self._plan(out, starts, *self.kernel_arguments(commanded))
+        count = self._plan(out, starts, commanded, *self.kernel_arguments(commanded))
         self.start_rows = starts[:count]
         self.starts = self.start_rows.tolist()
         return out
 
     def kernel_arguments(self, commanded: np.ndarray) -> tuple[Any, ...]:
-        """The arguments of `_plan` after its first two, for a caller that runs the compiled
-        kernels itself (`_submit` takes the first six, `_advance` the rest from `path`): the
-        twin steps physics between them (sim/twin.py) with no Python call per step. A new
-        command's jitter is drawn here."""
+        """The arguments of `_plan` after `commanded`, for a caller that runs the compiled
+        kernels itself (`_submit` takes the first three after `commanded`, `_advance` the
+        rest from the state): the twin steps physics between them (sim/twin.py) with no
+        Python call per step. A new command's jitter is drawn here."""
         delay = self._delay_steps
         jitter = self.config.command_jitter_cycles
-        if jitter and _differ(commanded, self._path[_SUBMITTED]):
+        if jitter and _differ(commanded, self._state[_SUBMITTED]):
             delay += int(self._rng.integers(0, jitter + 1)) * self._cycle_steps
-        return (commanded, delay, self._path, self._ints, self._queue_due, self._queue,
-                self._transit_due, self._transit, self._limit_rows, self._ramp_max,
-                self.config.cycle_period_s, self._cycle_steps, self._latency_steps)  # fmt: skip
+        return (delay, self._state, self._ints, self._limit_rows, self.config.cycle_period_s,
+                self._cycle_steps, self._latency_steps)  # fmt: skip
 
     @staticmethod
     def kernels() -> tuple[Callable[..., None], Callable[..., None]]:

@@ -21,7 +21,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "hardware.recording.bag_cli",
         "recorded MCAP bags: recover a truncated file, info, export a demonstration dataset",
     ),
-    "calibrate": ("calibration.cli", "camera calibration: the board to print"),
+    "calibrate": (
+        "ros_ws.calibrate_bringup",
+        "camera calibration: the board to print, the rig's cameras end to end",
+    ),
     "emulate": (
         "hardware.emulator_cli",
         "an emulated serial device (the twin behind the protocol) on a pseudo-terminal",

@@ -250,49 +250,47 @@ class IKServo:
         self._site_xpos = data.site_xpos[self._site]
         self._site_xmat = data.site_xmat[self._site]
         self._qpos = data.qpos[ik._qpos_slice]
-        self._jac = np.zeros((6, ik.model.nv))
-        self._jacp, self._jacr = self._jac[:3], self._jac[3:]
         self._dofs = ik._dof_slice
         self._dof_ids = np.asarray(ik._dofs, dtype=np.int64)
+        self._bounds = np.array([ik.lower, ik.upper], dtype=np.float64)
         self._clamp = clamp
         self._kernel = _compiled_targets()
+        self._addresses = (self._model._address, data._address)  # each lookup costs ~0.1 us
         self._weight = ik.config.orientation_weight_m_per_rad
-        self._quat = np.zeros(4)
-        self._quat_err = np.zeros(4)
-        self._conj = np.zeros(4)
+        self._nv = ik.model.nv
         self.set_orientation(target_quat)
         if self._kernel is not None:  # compile now, not at an episode's first step
             self.targets(self._site_xpos.copy(), np.zeros(len(ik.joints)))
 
     def set_orientation(self, target_quat: np.ndarray | None) -> None:
         """Hold the site at `target_quat` (w, x, y, z), or leave orientation free (None)."""
-        n, lam = len(self._ik.joints), self._ik.config.damping_m
+        n, lam, nv = len(self._ik.joints), self._ik.config.damping_m, self._nv
         rows = 3 if target_quat is None else 6
         self._rotation = target_quat is not None
+        # One workspace (`_workspace_views` lays it out) so the kernel takes one array.
+        self._work = np.zeros(_workspace_size(nv, n, rows))
+        (self._jac, self._aug, self._a, self._err, self._y, self._dq_aug, self._quat,
+         self._quat_err, self._conj) = _workspace_views(self._work, nv, n, rows)  # fmt: skip
+        self._jacp, self._jacr = self._jac[:3], self._jac[3:]
         if target_quat is not None:
             mujoco.mju_negQuat(self._conj, np.asarray(target_quat, dtype=np.float64))
         damping = np.full(rows, lam)
         damping[3:] /= self._weight
-        self._aug = np.zeros((rows, n + rows))
         self._aug[:, n:] = np.diag(damping)
         self._j = self._aug[:, :n]
-        self._a = np.zeros((rows, rows))
-        self._err = np.zeros(rows)
         self._err_pos, self._err_rot = self._err[:3], self._err[3:]
-        self._y = np.zeros(rows)
-        self._dq_aug = np.zeros(n + rows)
         self._dq = self._dq_aug[:n]
 
     def targets(self, target_pos: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Joint targets (written into `out`) one DLS step toward `target_pos` [m, world]:
-        compiled where MuJoCo's C library is at hand (the same C calls, so the same bits)."""
+        compiled where MuJoCo's C library is at hand (the same C calls, so the same bits).
+        `target_pos` is a float64 array of 3."""
         if self._kernel is not None and out.flags.c_contiguous:
+            model, data = self._addresses
             self._kernel(
-                self._model._address, self._data._address, self._site,
-                np.asarray(target_pos, dtype=np.float64), self._site_xpos, self._site_xmat,
-                self._jac, self._dof_ids, self._aug, self._a, self._err, self._y,
-                self._dq_aug, self._quat, self._quat_err, self._conj, self._rotation,
-                self._qpos, self._clamp, self._ik.lower, self._ik.upper, out,
+                model, data, self._site, target_pos, self._site_xpos, self._site_xmat,
+                self._dof_ids, self._work, self._nv, self._rotation, self._qpos, self._clamp,
+                self._bounds, out,
             )  # fmt: skip
             return out
         return self._python_targets(target_pos, out)
@@ -320,6 +318,35 @@ class IKServo:
         return out
 
 
+def _workspace_size(nv: int, n: int, rows: int) -> int:
+    """Floats in an `IKServo` workspace (`_workspace_views`)."""
+    return 6 * nv + rows * (n + rows) + rows * rows + 2 * rows + (n + rows) + 12
+
+
+def _workspace_views(work: np.ndarray, nv: int, n: int, rows: int) -> tuple[np.ndarray, ...]:
+    """The workspace's parts, in order: the site Jacobian (6 x nv), the augmented Jacobian
+    [J, D] (rows x n+rows), J J^T + D^2 (rows x rows), the error, the Cholesky solution, the
+    step [dq, -] (n+rows), the site's quaternion, its error quaternion and the target's
+    conjugate. Compiled too: the kernel takes the one array and views it the same way."""
+    jac_end = 6 * nv
+    aug_end = jac_end + rows * (n + rows)
+    a_end = aug_end + rows * rows
+    err_end = a_end + rows
+    y_end = err_end + rows
+    dq_end = y_end + n + rows
+    return (
+        work[:jac_end].reshape((6, nv)),
+        work[jac_end:aug_end].reshape((rows, n + rows)),
+        work[aug_end:a_end].reshape((rows, rows)),
+        work[a_end:err_end],
+        work[err_end:y_end],
+        work[y_end:dq_end],
+        work[dq_end : dq_end + 4],
+        work[dq_end + 4 : dq_end + 8],
+        work[dq_end + 8 : dq_end + 12],
+    )
+
+
 _KERNEL: list[Any] = []
 
 
@@ -338,24 +365,23 @@ def _build_targets() -> Any:
 
     jac_site, mat2quat, mul_quat = c["mj_jacSite"], c["mju_mat2Quat"], c["mju_mulQuat"]
     quat2vel, mul_mat_mat_t = c["mju_quat2Vel"], c["mju_mulMatMatT"]
+    views = numba.njit(_workspace_views)
     chol_factor, chol_solve, mul_mat_t_vec = (
         c["mju_cholFactor"], c["mju_cholSolve"], c["mju_mulMatTVec"]
     )  # fmt: skip
 
     @numba.njit  # not cached: the C functions are bound at run time
-    def targets(model, data, site, target, site_xpos, site_xmat, jac, dofs, aug, a, err, y,
-                dq_aug, quat, quat_err, conj, rotation, qpos, clamp, lower, upper, out):  # pragma: no cover - compiled  # fmt: skip  # noqa: E501
+    def targets(model, data, site, target, site_xpos, site_xmat, dofs, work, nv, rotation,
+                qpos, clamp, bounds, out):  # pragma: no cover - compiled  # fmt: skip
+        n, rows = dofs.shape[0], 6 if rotation else 3
+        jac, aug, a, err, y, dq_aug, quat, quat_err, conj = views(work, nv, n, rows)
         for i in range(3):
             err[i] = target[i] - site_xpos[i]
-        nv = jac.shape[1]
         jac_site(model, data, jac.ctypes.data, jac.ctypes.data + 3 * nv * 8, site)
-        rows = 3
         if rotation:
-            rows = 6
             mat2quat(quat.ctypes.data, site_xmat.ctypes.data)
             mul_quat(quat_err.ctypes.data, quat.ctypes.data, conj.ctypes.data)
             quat2vel(err.ctypes.data + 3 * 8, quat_err.ctypes.data, -1.0)
-        n = dofs.shape[0]
         for r in range(rows):
             for j in range(n):
                 aug[r, j] = jac[r, dofs[j]]
@@ -367,7 +393,7 @@ def _build_targets() -> Any:
         for j in range(n):
             value = qpos[j] + dq_aug[j]
             if clamp:
-                value = min(max(value, lower[j]), upper[j])
+                value = min(max(value, bounds[0, j]), bounds[1, j])
             out[j] = value
 
     return targets

@@ -15,7 +15,7 @@ from typing import Any, cast
 import mujoco
 import numpy as np
 
-from sim.actuation import SETPOINT_ROW, CommandPath
+from sim.actuation import COMMANDED_ROW, SETPOINT_ROW, CommandPath
 from sim.camera_calibration import RigCalibration, apply_to_model, load_rig
 from sim.errors import ControlError, PhysicsError, StateError, UnknownNameError
 from sim.mujoco_c import functions
@@ -54,6 +54,7 @@ class Twin:
         self._path: CommandPath | None = None
         self._path_ids = np.zeros(0, dtype=np.intp)
         self._path_ctrl: np.ndarray | None = None
+        self._runs_arguments: tuple[Any, ...] = ()  # `_compile_runs` sets them
         mujoco.mj_forward(model, self.data)
 
     @classmethod
@@ -226,10 +227,13 @@ class Twin:
         runs = _compiled_runs()
         if runs is not None:
             path = cast(CommandPath, self._path)
-            arguments = path.kernel_arguments(path.submitted)  # nothing new is queued
             ctrl = self.data.ctrl
-            runs(self.model._address, self.data._address, ctrl, first, 0,
-                 ctrl[first : first + count].copy(), *arguments[1:])  # fmt: skip
+            # Each of these lookups costs ~0.1 us: `_step_through_path` runs every step.
+            self._runs_arguments = (self.model._address, self.data._address, ctrl, first)
+            submitted = ctrl[first : first + count].copy()
+            ctrl[first : first + count] = path.submitted  # nothing new is queued
+            runs(*self._runs_arguments, 0, *path.kernel_arguments(path.submitted))
+            ctrl[first : first + count] = submitted
 
     def reset_command_path(self, seed: int | None = None) -> None:
         """Start the path at rest where the actuators are (a new episode); no-op if ideal."""
@@ -248,9 +252,7 @@ class Twin:
         path = cast(CommandPath, self._path)  # `step` calls this only with a path
         runs = _compiled_runs()
         if runs is not None and view is not None:  # the same steps, no Python call per step
-            commanded = view.copy()  # the loop writes setpoints into `view`, then these again
-            runs(model._address, data._address, data.ctrl, int(ids[0]), nstep,
-                 *path.kernel_arguments(commanded))  # fmt: skip
+            runs(*self._runs_arguments, nstep, *path.kernel_arguments(view))
             return
         commanded = data.ctrl[ids]
         rows = path.setpoints(commanded, nstep)
@@ -357,31 +359,21 @@ def _build_runs() -> Any:
 
     step = c_functions["mj_step"]
     submit, advance = CommandPath.kernels()
-    setpoint = SETPOINT_ROW
+    setpoint, commanded = SETPOINT_ROW, COMMANDED_ROW
 
     @numba.njit
-    def runs(model, data, ctrl, first, nstep, commanded, delay, path, ints, queue_due, queue,
-             transit_due, transit, limits, ramp_max, period_s, cycle_steps, latency_steps):  # pragma: no cover - compiled  # fmt: skip  # noqa: E501
-        submit(commanded, delay, path, ints, queue_due, queue)
-        count = commanded.shape[0]
+    def runs(model, data, ctrl, first, nstep, delay, state, ints, limits, period_s,
+             cycle_steps, latency_steps):  # pragma: no cover - compiled  # fmt: skip
+        count = state.shape[1]
+        for j in range(count):  # the commanded targets: the loop overwrites ctrl with setpoints
+            state[commanded, j] = ctrl[first + j]
+        submit(state[commanded], delay, state, ints)
         for _ in range(nstep):
-            advance(
-                path,
-                ints,
-                queue_due,
-                queue,
-                transit_due,
-                transit,
-                limits,
-                ramp_max,
-                period_s,
-                cycle_steps,
-                latency_steps,
-            )
+            advance(state, ints, limits, period_s, cycle_steps, latency_steps)
             for j in range(count):
-                ctrl[first + j] = path[setpoint, j]
+                ctrl[first + j] = state[setpoint, j]
             step(model, data)
         for j in range(count):
-            ctrl[first + j] = commanded[j]
+            ctrl[first + j] = state[commanded, j]
 
     return runs

@@ -18,7 +18,7 @@ from sim.contract.command_rules import CommandRejected, CommandRules, check_epis
 from sim.contract.episode_gate import EpisodeGate, ResetPlan
 from sim.contract.samples import JointStateSample, ObjectPose
 from sim.envs import make_env
-from sim.errors import PhysicsError, StateError
+from sim.errors import ConfigError, PhysicsError, StateError
 from sim.overlay import Overlay
 from sim.robot_io import RobotIO
 from sim.tasks import get_task_spec
@@ -29,11 +29,28 @@ _FREE = 0  # mujoco.mjtJoint.mjJNT_FREE
 class TwinLoop:
     """A task's twin stepped per control period, commanded by position targets."""
 
-    def __init__(self, task: str, seed: int = 0, actuation: ActuationConfig | str | None = None):
+    def __init__(
+        self,
+        task: str,
+        seed: int = 0,
+        actuation: ActuationConfig | str | None = None,
+        scene: str | None = None,
+    ):
+        """`scene` replaces the task's (the emulator's `scene`: the same robot and task in
+        another room, e.g. `calibration` with the board on the gripper)."""
         spec = get_task_spec(task)
         self.task_name = task
         actuation = actuation or spec.actuation  # the emulator's device ramps by itself
-        self.env = make_env(spec.task_class, actuation=actuation, **spec.kwargs)
+        kwargs = {**spec.kwargs, **({"scene": scene} if scene else {})}
+        try:
+            self.env = make_env(spec.task_class, actuation=actuation, **kwargs)
+        except (TypeError, KeyError) as e:  # no scene to choose, or one without its objects
+            if scene is None:
+                raise
+            raise ConfigError(
+                f"scene {scene!r} does not fit task {task!r} ({e}): drop the scene, or pick "
+                "a task of that scene (calibration: fetch-reach)"
+            ) from e
         self.twin, self.task = self.env.twin, self.env.task
         self.io = RobotIO.of(self.task.robot, self.twin)
         self.control_period_s = self.env.dt

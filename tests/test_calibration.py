@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from calibration.board import describe, write_pdf
+from hardware.camera_rig import CameraDeviations
 from calibration.detect import BoardDetector
 from calibration.errors import CalibrationError
 from calibration.handeye import solve_eye_to_hand
@@ -32,11 +33,12 @@ from sim.camera_calibration import (
     set_intrinsics,
 )
 from sim.errors import ConfigError
+from sim.robots import get_robot
 from sim.robots.fetch import builder
 from sim.twin import Twin
 
 SIZE = (640, 480)
-CAMERAS = builder.RIG_CAMERAS
+CAMERAS = get_robot("fetch").rig_cameras
 
 
 def _pose(model: mujoco.MjModel, data: mujoco.MjData, body: int) -> np.ndarray:
@@ -51,28 +53,6 @@ def _optical_pose(data: mujoco.MjData, camera: int) -> np.ndarray:
     out[:3, :3] = data.cam_xmat[camera].reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])
     out[:3, 3] = data.cam_xpos[camera]
     return out
-
-
-def _deviate(model: mujoco.MjModel, rng: np.random.Generator) -> None:
-    """A rig whose cameras are not the nominal ones: a few cm, a few degrees, a few % of
-    focal length and pixels of principal point, as the emulator's defaults."""
-    width, height = SIZE
-    for name in CAMERAS:
-        cam = model.camera(name).id
-        model.cam_pos[cam] += rng.uniform(-0.03, 0.03, 3)
-        turn = np.empty(4)
-        axis = rng.normal(size=3)
-        mujoco.mju_axisAngle2Quat(turn, axis / np.linalg.norm(axis), np.radians(rng.uniform(2, 3)))
-        quat = np.empty(4)
-        mujoco.mju_mulQuat(quat, model.cam_quat[cam], turn)
-        model.cam_quat[cam] = quat
-        fx, fy, cx, cy = camera_intrinsics_px(model, cam, width, height)
-        scale = 1 + rng.uniform(-0.04, 0.04)
-        true = Intrinsics(
-            width, height, fx * scale, fy * scale * (1 + rng.uniform(-0.005, 0.005)),
-            cx + rng.uniform(-8, 8), cy + rng.uniform(-8, 8),
-        )  # fmt: skip
-        set_intrinsics(model, cam, true)
 
 
 @dataclass
@@ -99,8 +79,8 @@ def _record(deviation_seed: int | None, poses_per_camera: int = 24) -> Recording
     )
     poses = planner.plan(CAMERAS, PosePlan(poses_per_camera=poses_per_camera))
     true = Twin.load("fetch", "calibration")
-    if deviation_seed is not None:
-        _deviate(true.model, np.random.default_rng(deviation_seed))
+    if deviation_seed is not None:  # the emulator's default deviations, another seed
+        CameraDeviations(seed=deviation_seed).apply(true.model, CAMERAS, *SIZE)
     model, data = true.model, true.data
     renderer = mujoco.Renderer(model, SIZE[1], SIZE[0])
     detector = BoardDetector(builder.CALIBRATION_BOARD)

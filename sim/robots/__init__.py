@@ -86,6 +86,11 @@ class RobotDescription:
     commands: tuple[CommandSpec, ...]
     servo_from_joints: tuple[tuple[float, ...], ...]
     cameras: tuple[str, ...] = ()
+    # The cameras a physical rig has, in the order a camera driver streams them as
+    # camera_<n> (the emulator's, hardware/camera_rig.py); calibration solves for these.
+    rig_cameras: tuple[str, ...] = ()
+    # How `twinbridge calibrate cameras` calibrates the rig (calibration/kit.py reads it).
+    calibration: Mapping[str, Any] = field(default_factory=dict)
     position_margin: float = 0.0  # rad kept clear of each position limit by the safety layer
     teleop: Mapping[str, Any] = field(default_factory=dict)  # read by hardware.teleop
     # Tasks this robot declares as data (`kind` names a generic task in sim.tasks); read by
@@ -96,6 +101,12 @@ class RobotDescription:
         if self.safe_state not in SAFE_STATES:
             raise ConfigError(
                 f"robot {self.name!r}: safe_state {self.safe_state!r}; use one of {SAFE_STATES}"
+            )
+        unknown = sorted(set(self.rig_cameras) - set(self.cameras))
+        if unknown:
+            raise ConfigError(
+                f"robot {self.name!r}: rig_cameras {unknown} are not among its cameras "
+                f"{list(self.cameras)}"
             )
         rows, cols = len(self.servo_from_joints), {len(r) for r in self.servo_from_joints}
         if rows != len(self.commands) or cols != {len(self.joints)}:
@@ -157,6 +168,8 @@ def description_from_mapping(name: str, data: Mapping[str, Any], source: str) ->
             joints=tuple(values.pop("joints")),
             servo_from_joints=tuple(tuple(float(x) for x in row) for row in matrix),
             cameras=tuple(values.pop("cameras", ())),
+            rig_cameras=tuple(values.pop("rig_cameras", ())),
+            calibration=dict(values.pop("calibration", {}) or {}),
             teleop=dict(values.pop("teleop", {}) or {}),
             tasks=tuple(values.pop("tasks", ()) or ()),  # checked by sim.tasks
             **values,

@@ -113,10 +113,9 @@ SCENES = {
     "pick_and_place": SceneLayout("fetch/pick_and_place.xml", (0.405, 0.48)),
     "calibration": SceneLayout("fetch/reach.xml", (0.4049, 0.48), calibration_board=True),
 }
-# The rig's fixed cameras (issue 19): head_camera_rgb, gymnasium's external_camera_0 in front
-# of the table looking back at the robot, and external_camera_1 on the robot's left looking
-# across the table, so the three see an object on the table from three sides.
-RIG_CAMERAS = ("head_camera_rgb", "external_camera_0", "external_camera_1")
+# The rig's cameras (robot.yaml `rig_cameras`): head_camera_rgb, gymnasium's
+# external_camera_0 in front of the table looking back at the robot, and external_camera_1 on
+# the robot's left looking across the table, so the three see the table from three sides.
 EXTERNAL_CAMERA_1_POS_M = (1.25, 1.55, 1.05)
 EXTERNAL_CAMERA_1_LOOKAT_M = (1.3, 0.75, 0.45)
 # The calibration board on the gripper, as on a bracket: its plane through the gripper's

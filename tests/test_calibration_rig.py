@@ -1,0 +1,201 @@
+"""The emulated rig's cameras and `twinbridge calibrate cameras` end to end (issue 19).
+
+The emulator's true cameras differ from the twin's by its configuration's `cameras:
+deviations:` (hardware/camera_rig.py); the host never reads them. Here the test does: it
+rebuilds the truth from the emulator's default configuration and holds the calibration
+that `twinbridge calibrate cameras --hardware emulator` wrote to the bounds of issue 19:
+focal lengths and principal point within 0.5 %, camera position within 3 mm, orientation
+within 0.3 degrees, reprojection RMS <= 0.3 px. (The same bounds on a deviation set drawn
+at random per run: tests/test_calibration.py, through the same `CameraDeviations`.)
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from sensor_msgs.msg import JointState
+from std_srvs.srv import SetBool
+
+from hardware.camera_rig import CameraDeviations, StateFeed, TrueCameras
+from hardware.emulator import EmulatorConfig
+from hardware.recording.reader import BagReader
+from sim.camera_calibration import load_rig
+from sim.errors import ConfigError
+from sim.robots import get_robot
+from sim.twin import Twin
+from sim.twin_loop import TwinLoop
+from tests.ros_processes import Client, private_domain, ros_env
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMERAS = get_robot("fetch").rig_cameras
+
+
+# -- the rig's truth ---------------------------------------------------------------------
+def test_camera_deviations_stay_within_their_documented_sizes_and_repeat_by_seed() -> None:
+    nominal = Twin.load("fetch", "calibration").model
+    deviations = CameraDeviations(seed=3)
+    moved = Twin.load("fetch", "calibration").model
+    truth = deviations.apply(moved, CAMERAS, 640, 480)
+    again = Twin.load("fetch", "calibration").model
+    assert deviations.apply(again, CAMERAS, 640, 480) == truth
+    for name in CAMERAS:
+        cam = moved.camera(name).id
+        shift = np.abs(moved.cam_pos[cam] - nominal.cam_pos[cam])
+        assert 0 < shift.max() <= deviations.position_offset_m
+        turn = 2 * np.degrees(
+            np.arccos(min(1.0, abs(moved.cam_quat[cam] @ nominal.cam_quat[cam])))
+        )
+        assert 2.0 - 1e-6 <= turn <= 3.0 + 1e-6
+        nominal_f = 240 / np.tan(np.radians(nominal.cam_fovy[cam]) / 2)
+        assert abs(truth[name].fx / nominal_f - 1) <= deviations.focal_length_scale
+        assert truth[name].fx != truth[name].fy
+    untouched = Twin.load("fetch", "calibration").model
+    CameraDeviations.none().apply(untouched, CAMERAS, 640, 480)
+    np.testing.assert_array_equal(untouched.cam_pos, nominal.cam_pos)
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"cameras": {"deviations": {"focal_length_scale": 0.7}}}, "focal_length_scale"),
+        ({"cameras": {"deviations": {"position_offset_m": -0.01}}}, ">= 0"),
+        ({"cameras": {"rate_hz": 0}}, "rate in (0, 60]"),
+        ({"cameras": {"deviations": {"lens": 1}}}, "lens"),
+        ({"cameras": {"names": ["front"]}}, None),  # refused by name when streamed
+    ],
+)
+def test_emulator_camera_settings_are_checked(mapping: dict, message: str | None) -> None:
+    if message is None:
+        config = EmulatorConfig.from_mapping(mapping)
+        with pytest.raises(Exception, match="front"):
+            config.cameras.names_for("fetch")
+        return
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        EmulatorConfig.from_mapping(mapping)
+
+
+def test_the_state_feed_hands_over_whole_states_only(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no emulator state feed"):
+        StateFeed.attach(tmp_path / "missing", timeout_s=0.1)
+    writer = StateFeed.create(tmp_path / "feed", 5)
+    reader = StateFeed.attach(tmp_path / "feed")
+    assert reader.read() is None  # nothing written yet
+    writer.write(2000, np.arange(5.0))
+    time_us, positions = reader.read()
+    assert time_us == 2000 and positions.tolist() == [0, 1, 2, 3, 4]
+    writer._cells[0] += 1  # a writer caught mid-write: the reader never takes half a state
+    assert reader.read(attempts=3) is None
+    writer.close()
+    reader.close()
+
+
+def test_a_scene_that_does_not_fit_the_task_is_one_line() -> None:
+    with pytest.raises(ConfigError, match="scene 'calibration' does not fit task 'fetch-push'"):
+        TwinLoop("fetch-push", scene="calibration")
+
+
+# -- end to end on the emulator ------------------------------------------------------------
+def _calibrate(out: Path, domain: int, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "sim.cli", "calibrate", "cameras", "--robot", "fetch",
+               "--out", str(out), "--domain-id", str(domain), *extra]  # fmt: skip
+    return subprocess.Popen(
+        command, cwd=ROOT, env=ros_env(domain), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("calibration")
+    args = ("--hardware", "emulator", "--poses-per-camera", "10", "--speed-rad-s", "1.0")
+    process = _calibrate(out, private_domain(), *args)
+    output, _ = process.communicate(timeout=420)
+    assert process.returncode == 0, output[-3000:]
+    return out, output
+
+
+def test_calibrate_cameras_on_the_emulator_recovers_its_true_cameras(calibrated) -> None:
+    out, output = calibrated
+    rig = load_rig(out / "rig.yaml")
+    assert set(rig.cameras) == set(CAMERAS)
+    model = TwinLoop("fetch-reach", actuation="ideal", scene="calibration").twin.model
+    true = TrueCameras(model, "fetch", EmulatorConfig().cameras)  # the emulator's defaults
+    for name, camera in rig.cameras.items():
+        truth = true.truth[name]
+        position, rotation = true.true_pose(name)
+        turn = camera.rotation().T @ rotation
+        angle = np.degrees(np.arccos(np.clip((np.trace(turn) - 1) / 2, -1, 1)))
+        errors = {
+            "fx %": abs(camera.fx / truth.fx - 1) * 100,
+            "fy %": abs(camera.fy / truth.fy - 1) * 100,
+            "cx %": abs(camera.cx / truth.cx - 1) * 100,
+            "cy %": abs(camera.cy / truth.cy - 1) * 100,
+            "position mm": float(np.linalg.norm(np.subtract(camera.position_m, position))) * 1e3,
+            "orientation deg": float(angle),
+        }
+        print(name, {k: round(v, 3) for k, v in errors.items()}, camera.rms_px)
+        assert max(errors[k] for k in ("fx %", "fy %", "cx %", "cy %")) <= 0.5, (name, errors)
+        assert errors["position mm"] <= 3.0, (name, errors)
+        assert errors["orientation deg"] <= 0.3, (name, errors)
+        assert camera.rms_px <= 0.3
+    true.close()
+    for name in CAMERAS:
+        info = yaml.safe_load((out / "camera_info" / f"{name}.yaml").read_text())
+        assert info["camera_name"] == name and info["image_width"] == 640
+        assert (out / f"residuals_{name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert "inside the limits" in output
+
+
+def test_the_recorded_arm_motion_stays_within_the_robots_limits(calibrated) -> None:
+    out, _ = calibrated
+    bag = next(out.glob("calibration-*.mcap"))
+    commands = {c.name: c for c in get_robot("fetch").commands}
+    reader = BagReader(bag)
+    states = list(reader.messages(["/fetch/joint_states"]))
+    captures = list(reader.messages(["/fetch/calibration/capture"]))
+    assert len(states) > 1000 and len(captures) >= 15
+    for _, _, msg in states:
+        for name, position, velocity in zip(msg.name, msg.position, msg.velocity, strict=True):
+            if name in commands:
+                limit = commands[name]
+                assert limit.position_min - 0.005 <= position <= limit.position_max + 0.005
+                assert abs(velocity) <= limit.velocity_max * 1.05
+
+
+def test_a_recording_solves_again_offline_to_the_same_rig(calibrated, tmp_path) -> None:
+    out, _ = calibrated
+    bag = next(out.glob("calibration-*.mcap"))
+    process = _calibrate(tmp_path, private_domain(), "--bag", str(bag))
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    first, again = load_rig(out / "rig.yaml"), load_rig(tmp_path / "rig.yaml")
+    assert first.cameras == again.cameras
+    assert again.source["recording_sha256"] == first.source["recording_sha256"]
+
+
+def test_an_estop_during_calibration_stops_the_run_and_nothing_moves_after(tmp_path) -> None:
+    domain = private_domain()
+    process = _calibrate(tmp_path, domain, "--hardware", "emulator", "--poses-per-camera", "6")
+    client = Client(domain)
+    try:
+        states = client.collect(JointState, "/fetch/joint_states")
+        client.wait_for(lambda: len(states) > 200, 90, "the arm moving under calibration")
+        answer = client.call(SetBool, "/fetch/estop", SetBool.Request(data=True))
+        assert answer.success
+        latched = time.monotonic()
+        output, _ = process.communicate(timeout=30)
+        after = [m.position[:7] for t, m in states if t > latched + 0.5]
+    finally:
+        process.kill()
+        client.close()
+    assert process.returncode != 0
+    assert "e-stop latched at pose" in output and "no command was sent after it" in output
+    if after:  # the driver held the arm until the emulator stopped
+        assert np.ptp(np.asarray(after), axis=0).max() < 0.01
