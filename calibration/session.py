@@ -173,8 +173,11 @@ def write_session(
     for name, solution in result.solutions.items():
         views = result.views[name]
         best = max(solution.intrinsics.used_views, key=lambda i: len(views[i] or ()))
+        detection = views[best]
+        if detection is None:  # a used view always has its detection
+            continue
         image = reprojection_image(
-            captures[best].images[name], views[best], solution, result.grippers[best]
+            captures[best].images[name], detection, solution, result.grippers[best]
         )
         ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if not ok:

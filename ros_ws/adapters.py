@@ -9,6 +9,7 @@ R12: see hardware/RELIABILITY.md.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -19,9 +20,11 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from hardware.interface import Measurement
 from ros_ws.contract import GOAL_LAYOUTS, ContractError
-from sim.camera_calibration import Intrinsics
 from sim.contract.command_rules import CommandRules, TrajectoryPoint, validate_trajectory
 from sim.contract.samples import JointStateSample, ObjectPose
+
+if TYPE_CHECKING:  # the driver path imports this module, and no physics engine
+    from sim.camera_calibration import Intrinsics
 
 WORLD_FRAME = "world"
 

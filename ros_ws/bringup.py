@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_graph(args: argparse.Namespace, domain: int, emulator: Emulated | None) -> int:
     overrides = _overrides(args, emulator)
-    nodes = SIM_NODES if emulator is None else EMULATOR_NODES
+    nodes: tuple[str, ...] = SIM_NODES if emulator is None else EMULATOR_NODES
     if emulator is not None and args.cameras:
         nodes = (*nodes, CAMERA_DRIVER_NODE)
     launches = plan(nodes, args.config, overrides)

@@ -23,6 +23,7 @@ import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -52,7 +53,12 @@ from ros_ws.discovery import default_domain_id, sim_environment
 from sim.errors import TwinbridgeError
 from sim.robots import ROBOT_FOLDERS, get_robot
 
+if TYPE_CHECKING:  # imported when run: `twinbridge --help` builds every parser
+    from calibration.kit import CalibrationKit
+    from calibration.motion import PoseSequencer
+
 READY_TIMEOUT_S = 60.0  # the driver connects and the first images render
+DEFAULT_SPEED_RAD_S = 0.4  # calibration.motion.MotionConfig's: well below the arm's limits
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,7 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cameras.add_argument("--out", type=Path, default=Path("out/calibration"))
     cameras.add_argument("--poses-per-camera", type=int, default=16)
     cameras.add_argument("--seed", type=int, default=0, help="seeds the pose plan")
-    cameras.add_argument("--speed-rad-s", type=float, default=MotionConfig.speed_rad_s)
+    cameras.add_argument(
+        "--speed-rad-s", type=float, default=DEFAULT_SPEED_RAD_S,
+        help="the fastest joint between poses (the driver's limits apply on top)",
+    )  # fmt: skip
     cameras.add_argument(
         "--emulator-config", type=Path, help="with --hardware emulator: its YAML (cameras:)"
     )
@@ -80,6 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.action == "board":
         return board_cli.run(args)
+    from calibration.kit import CalibrationKit
+
     kit = CalibrationKit.of(args.robot)
     if args.bag is None and args.hardware is None:
         raise TwinbridgeError("calibrate cameras: give --hardware emulator|robot, or --bag FILE")
@@ -95,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
 def record(args: argparse.Namespace, kit: CalibrationKit) -> Path:
     """Start the emulated rig if asked, walk the poses, record; the bag's path."""
+
     from ros_ws.calibration_client import CalibrationClient
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -161,6 +173,8 @@ def _sequencer(
     image_size: tuple[int, int],
 ) -> PoseSequencer:
     """The poses planned on the nominal twin, walked from where the arm stands."""
+    from calibration.motion import PoseSequencer
+
     description = get_robot(kit.robot)
     twin = kit.nominal_twin()
     planner = PoseGenerator(
@@ -195,6 +209,7 @@ def _arm_reader(kit: CalibrationKit):
 
 def solve(args: argparse.Namespace, kit: CalibrationKit, bag: Path) -> None:
     """Solve a recording and write the rig file, camera_info YAMLs and residual PNGs."""
+
     description = get_robot(kit.robot)
     if not bag.exists():
         raise CalibrationError(f"--bag {bag}: no such file")

@@ -25,7 +25,7 @@ class CameraDriverNode(ContractNode):
     def __init__(self) -> None:
         super().__init__("camera_driver_node", CameraDriverNodeConfig)
         self.stream = _stream(self.config)
-        self._publishers = [
+        self._camera_pubs = [
             (
                 self.contract_publisher(Image, f"camera_{i}/image_raw", image_qos()),
                 self.contract_publisher(CameraInfo, f"camera_{i}/camera_info", image_qos()),
@@ -35,7 +35,7 @@ class CameraDriverNode(ContractNode):
         self.frames = 0
         self.steady_timer(1.0 / self.stream.rate_hz, self._publish)
         self.get_logger().info(
-            f"streaming {', '.join(self.stream.names)} as camera_0..{len(self._publishers) - 1}"
+            f"streaming {', '.join(self.stream.names)} as camera_0..{len(self._camera_pubs) - 1}"
             f" at {self.stream.rate_hz:g} Hz"
         )
 
@@ -45,7 +45,7 @@ class CameraDriverNode(ContractNode):
             self.counters["no_world_state_yet"] += 1
             return
         stamp = Time(nanoseconds=self.get_clock().now().nanoseconds).to_msg()
-        for (image_pub, info_pub), name in zip(self._publishers, self.stream.names, strict=True):
+        for (image_pub, info_pub), name in zip(self._camera_pubs, self.stream.names, strict=True):
             image, info = adapters.image_msgs(
                 images[name], self.stream.calibrations[name], stamp, name
             )

@@ -163,7 +163,7 @@ def rate_limited_step_into(
     q: np.ndarray,
     v: np.ndarray,
     target: np.ndarray,
-    limits: RateLimits,
+    limits: RateLimits | np.ndarray,
     period_s: float,
     q_out: np.ndarray,
     v_out: np.ndarray,

@@ -26,7 +26,7 @@ import numpy as np
 from sim.twin import Twin
 
 _Snapshot = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]
-FrameCallback = Callable[[dict[str, np.ndarray], Any], None]
+FrameCallback = Callable[[dict[Any, np.ndarray], Any], None]
 
 
 class SnapshotRenderer:

@@ -16,13 +16,13 @@ import pytest
 import yaml
 
 from calibration.board import describe, write_pdf
-from hardware.camera_rig import CameraDeviations
 from calibration.detect import BoardDetector
 from calibration.errors import CalibrationError
 from calibration.handeye import solve_eye_to_hand
 from calibration.intrinsics import calibrate_intrinsics
 from calibration.poses import PoseGenerator, PosePlan
 from calibration.rig import solve_rig
+from hardware.camera_rig import CameraDeviations
 from sim.calibration_board import BoardSpec, add_board
 from sim.camera_calibration import (
     CameraCalibration,

@@ -20,21 +20,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from sensor_msgs.msg import JointState
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from ros_processes import Client, NodeProcess, private_domain, ros_env
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import SetBool
 
 from hardware.camera_rig import CameraDeviations, StateFeed, TrueCameras
 from hardware.emulator import EmulatorConfig
+from hardware.emulator_cli import spawn_emulator
 from hardware.recording.reader import BagReader
-from sim.camera_calibration import load_rig
+from ros_ws import adapters
+from sim.camera_calibration import CameraCalibration, RigCalibration, load_rig
 from sim.errors import ConfigError
 from sim.robots import get_robot
 from sim.twin import Twin
 from sim.twin_loop import TwinLoop
-from tests.ros_processes import Client, private_domain, ros_env
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMERAS = get_robot("fetch").rig_cameras
+IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
 # -- the rig's truth ---------------------------------------------------------------------
@@ -199,3 +203,39 @@ def test_an_estop_during_calibration_stops_the_run_and_nothing_moves_after(tmp_p
     assert "e-stop latched at pose" in output and "no command was sent after it" in output
     if after:  # the driver held the arm until the emulator stopped
         assert np.ptp(np.asarray(after), axis=0).max() < 0.01
+
+
+# -- the emulated rig's camera driver ----------------------------------------------------
+def test_the_camera_driver_streams_the_emulators_world_with_the_rigs_camera_info(
+    tmp_path: Path,
+) -> None:
+    """camera_<n> in the robot's rig order, frame id = camera name; camera_info from the
+    calibration file given, and uncalibrated (K all zeros) without one."""
+    camera = CameraCalibration(
+        640, 480, 600.0, 601.0, 320.0, 240.0, position_m=(1.0, 0.0, 1.0),
+        quaternion_wxyz=(1.0, 0.0, 0.0, 0.0),
+    )  # fmt: skip
+    rig = RigCalibration("fetch", {CAMERAS[1]: camera}).write(tmp_path / "rig.yaml")
+    domain, feed = private_domain(), tmp_path / "world.feed"
+    emulator = spawn_emulator("fetch", tmp_path / "dev", task="fetch-reach", camera_feed=feed)
+    driver = NodeProcess(
+        "camera_driver_node", domain, tmp_path, task="fetch-reach", state_feed=str(feed),
+        calibration_path=str(rig),
+    )  # fmt: skip
+    client = Client(domain, "camera_reader")
+    try:
+        topics = [f"/fetch/camera_{i}" for i in range(3)]
+        images = [client.collect(Image, f"{t}/image_raw", IMAGE_QOS) for t in topics]
+        infos = [client.collect(CameraInfo, f"{t}/camera_info", IMAGE_QOS) for t in topics]
+        client.wait_for(lambda: all(images) and all(infos), 60, "frames from all three cameras")
+    finally:
+        client.close()
+        driver.stop()
+        emulator.terminate()
+        emulator.wait(timeout=10)
+    assert [m[-1][1].header.frame_id for m in images] == list(CAMERAS)
+    assert list(infos[1][-1][1].k) == [600.0, 0.0, 320.0, 0.0, 601.0, 240.0, 0.0, 0.0, 1.0]
+    assert list(infos[0][-1][1].k) == [0.0] * 9 and infos[0][-1][1].width == 640
+    blank = np.zeros((4, 6, 3), np.uint8)
+    _, uncalibrated = adapters.image_msgs(blank, None, adapters.to_time(0), "c")
+    assert list(uncalibrated.k) == [0.0] * 9 and uncalibrated.distortion_model == ""

@@ -32,7 +32,9 @@ from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from sim.camera_calibration import camera_intrinsics_px
 from sim.tasks import DEFAULT_TASK, get_task_spec
+from sim.twin import Twin
 
 FETCH_JOINTS = [
     "shoulder_pan_joint",
@@ -321,5 +323,7 @@ def test_twin_publishes_requested_cameras_with_intrinsics(tmp_path: Path) -> Non
     pixels = np.frombuffer(bytes(image.data), np.uint8).reshape(48, 64, 3)
     assert pixels.std() > 5, "a rendered scene, not a blank frame"
     assert image.header.frame_id == info.header.frame_id == "external_camera_0"
-    focal, cx, cy = info.k[0], info.k[2], info.k[5]
-    assert focal > 0 and (cx, cy) == (32.0, 24.0)
+    model = Twin.load("fetch", "push").model  # the intrinsics the twin renders with
+    expected = camera_intrinsics_px(model, model.camera("external_camera_0").id, 64, 48)
+    assert (info.k[0], info.k[4], info.k[2], info.k[5]) == pytest.approx(expected)
+    assert (info.k[2], info.k[5]) == (31.5, 23.5)  # OpenCV's pixel centres: (w - 1) / 2
