@@ -5,9 +5,10 @@ differs by centimetres and degrees, which the margins absorb): the board's centr
 distance where it fills a fair part of the image, its face toward the camera tilted up to
 `max_tilt_deg` about random axes (a focal length and a hand-eye pose are only observable
 from tilted views) and rolled about its normal. Inverse kinematics (the twin's DLS IK, with
-orientation) turns each into joint positions; poses the arm cannot reach, that put the arm
-in contact with anything, or that would show less than the whole board inside the image
-are dropped. The result is ordered for short moves between poses.
+orientation) turns each into joint positions; poses the arm cannot reach, that bring the
+robot within CLEARANCE_M of the table or floor (or into itself), or that would show less
+than the whole board inside the image are dropped. The result is ordered for short moves
+between poses, and `route` joins them with moves that keep the same clearance.
 """
 
 from __future__ import annotations
@@ -276,11 +277,6 @@ def _gripper_site(model: mujoco.MjModel, body: int) -> int:
         if model.site_bodyid[site] == body:
             return site
     raise CalibrationError(f"body {model.body(body).name!r} has no site for the arm's IK")
-
-
-def _touches(model: mujoco.MjModel, data: mujoco.MjData) -> bool:
-    """Whether any geoms are in contact (the arm with itself, the table or the floor)."""
-    return any(data.contact[i].dist < 0.0 for i in range(data.ncon))
 
 
 def _rotate(axis: np.ndarray, angle: float) -> np.ndarray:

@@ -334,9 +334,12 @@ class StopSignals:
             signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
+        # Kept before the node spins too: a library running the construction may swallow
+        # the KeyboardInterrupt (measured: a twin_node stopped while starting then spun on,
+        # orphaned), and the spin loop must still stop at once.
+        self.times.append(time.monotonic())
         if not self.spinning:
             raise KeyboardInterrupt
-        self.times.append(time.monotonic())
 
     def stop_now(self, node: ContractNode, drain: bool) -> bool:
         """Stop at the first signal; with `drain`, when the node has drained or at the second."""

@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -115,22 +116,32 @@ def _calibrate(out: Path, domain: int, *extra: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def calibrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+@pytest.fixture(scope="module", params=[None, int(np.random.default_rng().integers(1, 10**6))])
+def calibrated(request, tmp_path_factory) -> tuple[Path, str, CameraDeviations]:
+    """A calibration run on the emulator with its default camera deviations, and one with
+    a deviation set drawn at random for this test run (printed)."""
     out = tmp_path_factory.mktemp("calibration")
-    args = ("--hardware", "emulator", "--poses-per-camera", "10", "--speed-rad-s", "1.0")
+    args = ["--hardware", "emulator", "--poses-per-camera", "10", "--speed-rad-s", "1.0"]
+    deviations = CameraDeviations()
+    if request.param is not None:
+        print(f"camera deviation seed {request.param}")
+        deviations = CameraDeviations(seed=request.param)
+        config = out / "emulator.yaml"
+        config.write_text(yaml.safe_dump({"cameras": {"deviations": {"seed": request.param}}}))
+        args += ["--emulator-config", str(config)]
     process = _calibrate(out, private_domain(), *args)
     output, _ = process.communicate(timeout=420)
     assert process.returncode == 0, output[-3000:]
-    return out, output
+    return out, output, deviations
 
 
 def test_calibrate_cameras_on_the_emulator_recovers_its_true_cameras(calibrated) -> None:
-    out, output = calibrated
+    out, output, deviations = calibrated
     rig = load_rig(out / "rig.yaml")
     assert set(rig.cameras) == set(CAMERAS)
     model = TwinLoop("fetch-reach", actuation="ideal", scene="calibration").twin.model
-    true = TrueCameras(model, "fetch", EmulatorConfig().cameras)  # the emulator's defaults
+    rig_cameras = replace(EmulatorConfig().cameras, deviations=deviations)  # the emulator's
+    true = TrueCameras(model, "fetch", rig_cameras)
     for name, camera in rig.cameras.items():
         truth = true.truth[name]
         position, rotation = true.true_pose(name)
@@ -158,7 +169,7 @@ def test_calibrate_cameras_on_the_emulator_recovers_its_true_cameras(calibrated)
 
 
 def test_the_recorded_arm_motion_stays_within_the_robots_limits(calibrated) -> None:
-    out, _ = calibrated
+    out, _, _ = calibrated
     bag = next(out.glob("calibration-*.mcap"))
     commands = {c.name: c for c in get_robot("fetch").commands}
     reader = BagReader(bag)
@@ -174,7 +185,7 @@ def test_the_recorded_arm_motion_stays_within_the_robots_limits(calibrated) -> N
 
 
 def test_a_recording_solves_again_offline_to_the_same_rig(calibrated, tmp_path) -> None:
-    out, _ = calibrated
+    out, _, _ = calibrated
     bag = next(out.glob("calibration-*.mcap"))
     process = _calibrate(tmp_path, private_domain(), "--bag", str(bag))
     output, _ = process.communicate(timeout=120)
@@ -239,3 +250,54 @@ def test_the_camera_driver_streams_the_emulators_world_with_the_rigs_camera_info
     blank = np.zeros((4, 6, 3), np.uint8)
     _, uncalibrated = adapters.image_msgs(blank, None, adapters.to_time(0), "c")
     assert list(uncalibrated.k) == [0.0] * 9 and uncalibrated.distortion_model == ""
+
+
+@pytest.mark.parametrize("robot", ["fetch", "shadow_hand"])
+def test_every_rig_streams_its_cameras_from_the_emulators_world(robot, tmp_path) -> None:
+    """The camera core renders the world the feed describes, through the rig's cameras:
+    moving a joint in the feed moves it in the pictures."""
+    from hardware.camera_rig import CameraStream, RigCameraConfig
+
+    description = get_robot(robot)
+    world = TwinLoop(description.emulator_task, actuation="ideal").twin
+    feed = StateFeed.create(tmp_path / "feed", world.model.nq)
+    stream = CameraStream(robot, RigCameraConfig(width_px=96, height_px=72), tmp_path / "feed")
+    assert stream.capture() is None  # nothing written yet
+    feed.write(0, world.data.qpos)
+    before = stream.capture()
+    positions = world.data.qpos.copy()
+    positions[world.model.jnt_qposadr[world.model.joint(description.joints[0]).id]] += 0.3
+    feed.write(2000, positions)
+    after = stream.capture()
+    assert stream.names == description.rig_cameras and len(stream.names) == 3
+    for name in stream.names:
+        assert before[name].shape == (72, 96, 3) and before[name].std() > 5
+    moved = [np.abs(after[n].astype(int) - before[n]).mean() for n in stream.names]
+    assert max(moved) > 0.5, moved
+    stream.close()
+    feed.close()
+
+
+def test_the_pose_path_is_slow_straight_and_waits_for_a_lagging_arm() -> None:
+    from calibration.motion import MotionConfig, Phase, PoseSequencer
+
+    start = np.zeros(3)
+    sequencer = PoseSequencer(
+        start, np.array([0, 1]), [(np.array([1.0, 0.5]), True)], -np.ones(3) * 2,
+        np.ones(3) * 2, 25.0, MotionConfig(speed_rad_s=0.5),
+    )  # fmt: skip
+    command = sequencer.tick(0.0, np.zeros(2), np.zeros(2))
+    assert command[0] == pytest.approx(0.02) and command[1] == pytest.approx(0.01)  # straight
+    held = sequencer.tick(0.04, np.array([-0.2, 0.0]), np.zeros(2))  # the arm trails by 0.22
+    np.testing.assert_array_equal(held, command)
+    t = 0.08
+    while sequencer.phase == Phase.MOVING:
+        command = sequencer.tick(t, command[:2], np.zeros(2))
+        t += 0.04
+    assert sequencer.phase == Phase.SETTLING and command.tolist() == [1.0, 0.5, 0.0]
+    while sequencer.phase == Phase.SETTLING:
+        sequencer.tick(t, np.array([1.0, 0.5]), np.zeros(2))
+        t += 0.04
+    assert sequencer.phase == Phase.CAPTURING
+    sequencer.captured()
+    assert sequencer.phase == Phase.RETURNING and sequencer.captured_poses == [0]

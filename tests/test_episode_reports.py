@@ -82,8 +82,8 @@ def fake_graph(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         return FakeProcess(graph["codes"].get(launch.name))
 
     monkeypatch.setattr(ros_ws.observer, "BringupObserver", FakeObserver)
-    monkeypatch.setattr(bringup, "_start", start)
-    monkeypatch.setattr(bringup, "_stop", lambda processes: None)
+    monkeypatch.setattr(bringup, "start_node", start)
+    monkeypatch.setattr(bringup, "stop_processes", lambda processes: None)
     monkeypatch.setattr(FakeObserver, "reports", [])
     monkeypatch.setattr(FakeObserver, "done", None)
     monkeypatch.setattr(FakeObserver, "stuck", [])
