@@ -80,13 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: none): the twin's, or with --hardware emulator the emulated rig's "
         "(its camera driver; `rig`: the robot's rig cameras)",
     )
-    parser.add_argument(
-        "--calibration",
-        type=Path,
-        default=None,
-        help="a rig calibration file (twinbridge calibrate cameras): the twin's cameras "
-        "take its poses and intrinsics; the emulated rig's camera_info comes from it",
-    )
+    add_calibration_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON summary line")
     parser.add_argument(
         "--domain-id",
@@ -235,6 +229,17 @@ def _prefix(args: argparse.Namespace) -> str:
 def _env_domain() -> int:
     value = os.environ.get("ROS_DOMAIN_ID", "")
     return int(value) if value.isdigit() else default_domain_id()
+
+
+def add_calibration_argument(parser: argparse.ArgumentParser) -> None:
+    """`--calibration FILE` of the bringups that run the twin or the emulated rig."""
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        default=None,
+        help="a rig calibration file (twinbridge calibrate cameras): the twin's cameras "
+        "take its poses and intrinsics; the emulated rig's camera_info comes from it",
+    )
 
 
 def rig_cameras(robot: RobotDescription, text: str) -> tuple[str, ...]:

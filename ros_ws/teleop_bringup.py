@@ -25,6 +25,7 @@ from ros_ws.bringup import (
     _env_domain,
     _robot,
     _start_emulator,
+    add_calibration_argument,
     emulator_driver_overrides,
     stop_processes,
     supervise,
@@ -63,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cameras", default=None, help="comma-separated twin cameras to publish (and record)"
     )
+    add_calibration_argument(parser)
     parser.add_argument("--max-speed", type=float, default=None, help="end effector m/s")
     parser.add_argument("--hardware", choices=("twin", "emulator"), default="twin")
     parser.add_argument("--emulator-config", type=Path, default=None, help="emulator YAML")
@@ -149,6 +151,7 @@ def _overrides(args: argparse.Namespace, emulator: Emulated | None) -> dict[str,
             "real_time": not args.fast,
             "video_path": str(args.video) if args.video else "",
             **({"cameras": args.cameras} if args.cameras is not None else {}),
+            **({"calibration_path": str(args.calibration)} if args.calibration else {}),
         }
     else:
         real_time = {"use_sim_time": False}

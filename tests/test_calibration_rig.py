@@ -301,3 +301,43 @@ def test_the_pose_path_is_slow_straight_and_waits_for_a_lagging_arm() -> None:
     assert sequencer.phase == Phase.CAPTURING
     sequencer.captured()
     assert sequencer.phase == Phase.RETURNING and sequencer.captured_poses == [0]
+
+
+def test_a_calibrated_twin_node_publishes_the_rigs_intrinsics(tmp_path: Path) -> None:
+    camera = CameraCalibration(
+        640, 480, 600.0, 601.0, 330.0, 236.0, position_m=(1.0, 0.0, 1.0),
+        quaternion_wxyz=(0.5, 0.5, -0.5, -0.5),
+    )  # fmt: skip
+    rig = RigCalibration("fetch", {"external_camera_0": camera}).write(tmp_path / "rig.yaml")
+    domain = private_domain()
+    twin = NodeProcess(
+        "twin_node", domain, tmp_path, wait_for_goal=False, cameras="external_camera_0",
+        camera_rate_hz=5.0, camera_width_px=640, camera_height_px=480,
+        calibration_path=str(rig),
+    )  # fmt: skip
+    client = Client(domain, "camera_reader")
+    try:
+        infos = client.collect(CameraInfo, "/fetch/camera_0/camera_info", IMAGE_QOS)
+        client.wait_for(lambda: len(infos) >= 1, 60, "camera_info of the calibrated twin")
+    finally:
+        client.close()
+        assert twin.stop() == 0, twin.log_text()[-1500:]
+    k = infos[-1][1].k
+    assert (k[0], k[4], k[2], k[5]) == pytest.approx((600.0, 601.0, 330.0, 236.0))
+
+
+def test_a_calibration_of_another_robot_is_refused_by_the_bringups(tmp_path: Path) -> None:
+    camera = CameraCalibration(
+        64, 48, 60.0, 60.0, 32.0, 24.0, position_m=(0.0, 0.0, 1.0),
+        quaternion_wxyz=(1.0, 0.0, 0.0, 0.0),
+    )  # fmt: skip
+    rig = RigCalibration("shadow_hand", {"camera_0": camera}).write(tmp_path / "rig.yaml")
+    for command in ("sim", "teleop"):
+        result = subprocess.run(
+            [sys.executable, "-m", "sim.cli", command, "--calibration", str(rig),
+             "--domain-id", str(private_domain()), "--log-dir", str(tmp_path)],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert "calibration is of robot 'shadow_hand', this is 'fetch'" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
