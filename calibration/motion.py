@@ -32,9 +32,6 @@ class MotionConfig:
     pose_timeout_s: float = 6.0  # not arrived and still by then: the pose is skipped
     capture_timeout_s: float = 3.0  # no image from every camera by then: skipped
     limit_margin_rad: float = 0.02  # targets kept this far inside the robot's limits
-    # The path waits while the arm trails it by more than this (a held driver, a slow
-    # link): it never runs ahead, so the arm never has to catch up at its speed limit.
-    max_lag_rad: float = 0.1
 
     def __post_init__(self) -> None:
         for name in ("speed_rad_s", "tolerance_rad", "still_rad_s", "pose_timeout_s"):
@@ -92,9 +89,7 @@ class PoseSequencer:
     def tick(self, now_s: float, measured_arm: np.ndarray, speed_arm: np.ndarray) -> np.ndarray:
         """The command for this control tick."""
         if self.phase in (Phase.MOVING, Phase.RETURNING):
-            lag = np.abs(measured_arm - self._command[self._arm])
-            if not lag.size or float(lag.max()) <= self.config.max_lag_rad:
-                self._move_toward_target(now_s)
+            self._move_toward_target(now_s)
         elif self.phase == Phase.SETTLING:
             self._settle(now_s, measured_arm, speed_arm)
         elif self.phase == Phase.CAPTURING and now_s - self._since > self.config.capture_timeout_s:

@@ -12,6 +12,7 @@ at random per run: tests/test_calibration.py, through the same `CameraDeviations
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -130,7 +131,11 @@ def calibrated(request, tmp_path_factory) -> tuple[Path, str, CameraDeviations]:
         config.write_text(yaml.safe_dump({"cameras": {"deviations": {"seed": request.param}}}))
         args += ["--emulator-config", str(config)]
     process = _calibrate(out, private_domain(), *args)
-    output, _ = process.communicate(timeout=420)
+    try:
+        output, _ = process.communicate(timeout=420)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGINT)  # it stops the emulator and nodes it started
+        output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output[-3000:]
     return out, output, deviations
 
@@ -278,7 +283,7 @@ def test_every_rig_streams_its_cameras_from_the_emulators_world(robot, tmp_path)
     feed.close()
 
 
-def test_the_pose_path_is_slow_straight_and_waits_for_a_lagging_arm() -> None:
+def test_the_pose_path_is_slow_and_straight_and_captures_a_still_arm() -> None:
     from calibration.motion import MotionConfig, Phase, PoseSequencer
 
     start = np.zeros(3)
@@ -288,9 +293,7 @@ def test_the_pose_path_is_slow_straight_and_waits_for_a_lagging_arm() -> None:
     )  # fmt: skip
     command = sequencer.tick(0.0, np.zeros(2), np.zeros(2))
     assert command[0] == pytest.approx(0.02) and command[1] == pytest.approx(0.01)  # straight
-    held = sequencer.tick(0.04, np.array([-0.2, 0.0]), np.zeros(2))  # the arm trails by 0.22
-    np.testing.assert_array_equal(held, command)
-    t = 0.08
+    t = 0.04
     while sequencer.phase == Phase.MOVING:
         command = sequencer.tick(t, command[:2], np.zeros(2))
         t += 0.04
