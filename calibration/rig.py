@@ -16,7 +16,12 @@ import numpy as np
 from calibration.detect import Detection
 from calibration.handeye import EyeToHandResult, solve_eye_to_hand
 from calibration.intrinsics import IntrinsicsResult, calibrate_intrinsics
-from sim.camera_calibration import CameraCalibration, RigCalibration
+from sim.camera_calibration import (
+    CameraCalibration,
+    Intrinsics,
+    RigCalibration,
+    camera_intrinsics_px,
+)
 
 
 @dataclass
@@ -40,18 +45,35 @@ class CameraSolution:
         )  # fmt: skip
 
 
+def nominal_intrinsics(
+    model: mujoco.MjModel, image_sizes_px: Mapping[str, tuple[int, int]]
+) -> dict[str, Intrinsics]:
+    """The twin's camera intrinsics at the sizes the rig's images have."""
+    return {
+        name: Intrinsics(
+            width, height, *camera_intrinsics_px(model, model.camera(name).id, width, height)
+        )
+        for name, (width, height) in image_sizes_px.items()
+    }
+
+
 def solve_rig(
     robot: str,
     views: Mapping[str, Sequence[Detection | None]],
     gripper_poses: Sequence[np.ndarray],
     image_sizes_px: Mapping[str, tuple[int, int]],
     source: dict[str, Any] | None = None,
+    nominal: Mapping[str, Intrinsics] | None = None,
 ) -> tuple[RigCalibration, dict[str, CameraSolution]]:
     """Each camera's intrinsics from its own views, then its pose from the views and the
-    gripper's pose at each (`gripper_poses[i]` belongs to every camera's view i)."""
+    gripper's pose at each (`gripper_poses[i]` belongs to every camera's view i).
+    `nominal` (the twin's intrinsics, `nominal_intrinsics`) gives the solver a start."""
     solutions: dict[str, CameraSolution] = {}
     for camera, camera_views in views.items():
-        intrinsics = calibrate_intrinsics(camera, camera_views, image_sizes_px[camera])
+        intrinsics = calibrate_intrinsics(
+            camera, camera_views, image_sizes_px[camera],
+            nominal=None if nominal is None else nominal.get(camera),
+        )  # fmt: skip
         kept = [
             view if i in intrinsics.used_views else None for i, view in enumerate(camera_views)
         ]

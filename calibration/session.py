@@ -29,7 +29,7 @@ import numpy as np
 from calibration.board import describe
 from calibration.detect import BoardDetector, Detection
 from calibration.errors import CalibrationError
-from calibration.rig import CameraSolution, solve_rig
+from calibration.rig import CameraSolution, nominal_intrinsics, solve_rig
 from hardware.recording.reader import BagReader
 from sim.calibration_board import BoardSpec
 from sim.camera_calibration import RigCalibration
@@ -137,7 +137,9 @@ def solve_session(
             "driver running and publishing camera_<n>/image_raw?"
         )
     grippers = gripper_poses(model, captures)
-    rig, solutions = solve_rig(robot, views, grippers, sizes, source)
+    rig, solutions = solve_rig(
+        robot, views, grippers, sizes, source, nominal_intrinsics(model, sizes)
+    )
     return SessionResult(rig, solutions, views, grippers)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import mmap
 import os
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +56,10 @@ class CameraDeviations:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rotation_offset_deg", tuple(self.rotation_offset_deg))
+        offsets = (self.position_offset_m, self.focal_length_scale, self.aspect_scale,
+                   self.principal_point_offset_px, *self.rotation_offset_deg)  # fmt: skip
         low, high = self.rotation_offset_deg
-        scalars = [getattr(self, f.name) for f in fields(self)][1:]
-        if not (0 <= low <= high) or any(
-            not isinstance(x, int | float) or x < 0 for x in scalars if not isinstance(x, tuple)
-        ):
+        if min(offsets) < 0 or low > high:
             raise ConfigError(
                 f"camera deviations {self}: every offset must be >= 0 and "
                 "rotation_offset_deg a range [low, high] with 0 <= low <= high"

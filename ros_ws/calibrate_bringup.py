@@ -181,12 +181,12 @@ def _sequencer(
         twin.model, kit.arm_joints, kit.gripper_body, kit.board, kit.board_in_gripper(twin),
         image_size,
     )  # fmt: skip
-    poses = planner.plan(kit.cameras, PosePlan(poses_per_camera=args.poses_per_camera,
-                                               seed=args.seed))  # fmt: skip
     joints = np.array([measured[name] for name in description.joints])
     start = np.asarray(description.servo_from_joints) @ joints
     commands = description.command_names
     arm = np.array([commands.index(name) for name in kit.arm_joints])
+    plan = PosePlan(poses_per_camera=args.poses_per_camera, seed=args.seed)
+    poses = planner.plan(kit.cameras, plan, start[arm])
     route = planner.route(start[arm], poses)
     waypoints = [(joints, pose is not None) for joints, pose in route]
     low = np.array([c.position_min for c in description.commands]) + description.position_margin

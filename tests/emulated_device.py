@@ -43,10 +43,13 @@ class EmulatedDevice:
             raise RuntimeError(f"{e}\n{self.stderr()}") from e
 
     def events(self, event: str | None = None) -> list[dict[str, Any]]:
-        """The device log so far (JSON lines, flushed per line)."""
+        """The device log so far (JSON lines, flushed per line). The emulator may be
+        writing a line as we read: only lines it has finished (newline-terminated) count."""
         if not self.log_path.exists():
             return []
-        rows = [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
+        text = self.log_path.read_text()
+        finished = text[: text.rfind("\n") + 1]
+        rows = [json.loads(line) for line in finished.splitlines() if line]
         return [r for r in rows if event is None or r.get("event") == event]
 
     def send_signal(self, signum: int) -> None:

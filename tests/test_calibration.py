@@ -7,7 +7,7 @@ reprojection RMS <= 0.3 px)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import replace
 
 import cv2
 import mujoco
@@ -20,7 +20,9 @@ from calibration.detect import BoardDetector
 from calibration.errors import CalibrationError
 from calibration.handeye import solve_eye_to_hand
 from calibration.intrinsics import calibrate_intrinsics
+from calibration.kit import CalibrationKit
 from calibration.poses import PoseGenerator, PosePlan
+from calibration.rehearsal import Rehearsal, rehearse
 from calibration.rig import solve_rig
 from hardware.camera_rig import CameraDeviations
 from sim.calibration_board import BoardSpec, add_board
@@ -28,7 +30,6 @@ from sim.camera_calibration import (
     CameraCalibration,
     Intrinsics,
     RigCalibration,
-    camera_intrinsics_px,
     load_rig,
     set_intrinsics,
 )
@@ -41,81 +42,21 @@ SIZE = (640, 480)
 CAMERAS = get_robot("fetch").rig_cameras
 
 
-def _pose(model: mujoco.MjModel, data: mujoco.MjData, body: int) -> np.ndarray:
-    out = np.eye(4)
-    out[:3, :3] = data.xmat[body].reshape(3, 3)
-    out[:3, 3] = data.xpos[body]
-    return out
-
-
-def _optical_pose(data: mujoco.MjData, camera: int) -> np.ndarray:
-    out = np.eye(4)
-    out[:3, :3] = data.cam_xmat[camera].reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])
-    out[:3, 3] = data.cam_xpos[camera]
-    return out
-
-
-@dataclass
-class Recording:
-    model: mujoco.MjModel
-    data: mujoco.MjData
-    views: dict[str, list]
-    grippers: list[np.ndarray]
-
-
-def _record(deviation_seed: int | None, poses_per_camera: int = 24) -> Recording:
-    """Render the calibration run: the arm through planned poses (planned on the nominal
-    model, as the host does), images from the (deviated) true cameras."""
-    nominal = Twin.load("fetch", "calibration")
-    gripper, board = (
-        nominal.model.body("gripper_link").id,
-        nominal.model.body("calibration_board").id,
-    )
-    mount = np.linalg.inv(_pose(nominal.model, nominal.data, gripper)) @ _pose(
-        nominal.model, nominal.data, board
-    )
-    planner = PoseGenerator(
-        nominal.model, builder.ARM_JOINTS, "gripper_link", builder.CALIBRATION_BOARD, mount, SIZE
-    )
-    poses = planner.plan(CAMERAS, PosePlan(poses_per_camera=poses_per_camera))
-    true = Twin.load("fetch", "calibration")
-    if deviation_seed is not None:  # the emulator's default deviations, another seed
-        CameraDeviations(seed=deviation_seed).apply(true.model, CAMERAS, *SIZE)
-    model, data = true.model, true.data
-    renderer = mujoco.Renderer(model, SIZE[1], SIZE[0])
-    detector = BoardDetector(builder.CALIBRATION_BOARD)
-    joints = [model.jnt_qposadr[model.joint(j).id] for j in builder.ARM_JOINTS]
-    views: dict[str, list] = {name: [] for name in CAMERAS}
-    grippers = []
-    for pose in poses:
-        data.qpos[joints] = pose.joints
-        mujoco.mj_forward(model, data)
-        grippers.append(_pose(model, data, gripper))
-        for name in CAMERAS:
-            renderer.update_scene(data, name)
-            views[name].append(detector.detect(renderer.render()))
-    renderer.close()
-    return Recording(model, data, views, grippers)
-
-
 @pytest.fixture(scope="module")
-def recording() -> Recording:
+def recording() -> Rehearsal:
     """The emulator's default deviation set (seed 0), rendered without the emulator: the
     solver's parts in isolation. The whole command on the emulator, with the defaults and
     with a set drawn at random per run: tests/test_calibration_rig.py."""
-    return _record(0)
+    return rehearse(CameraDeviations(seed=0))
 
 
-def test_calibration_recovers_the_true_cameras(recording: Recording) -> None:
+def test_calibration_recovers_the_true_cameras(recording: Rehearsal) -> None:
     rig, _ = solve_rig("fetch", recording.views, recording.grippers, dict.fromkeys(CAMERAS, SIZE))
-    model, data = recording.model, recording.data
     for name in CAMERAS:
-        cam = model.camera(name).id
         solved = rig.cameras[name]
-        fx, fy, cx, cy = camera_intrinsics_px(model, cam, *SIZE)
+        (fx, fy, cx, cy), truth = recording.true_camera(name)
         for got, want in ((solved.fx, fx), (solved.fy, fy), (solved.cx, cx), (solved.cy, cy)):
             assert abs(got / want - 1) < 0.005, (name, got, want)
-        truth = _optical_pose(data, cam)
         assert np.linalg.norm(np.array(solved.position_m) - truth[:3, 3]) < 0.003, name
         turn = truth[:3, :3].T @ solved.rotation()
         assert np.degrees(np.linalg.norm(cv2.Rodrigues(turn)[0])) < 0.3, name
@@ -160,7 +101,7 @@ def test_the_board_texture_puts_corners_where_the_board_frame_says() -> None:
 
 # -- bad input ------------------------------------------------------------------------------
 def test_too_few_views_names_the_camera_and_the_count() -> None:
-    recording = _record(None, poses_per_camera=1)  # three poses: at most three views
+    recording = rehearse(None, poses_per_camera=1)  # three poses: at most three views
     views = recording.views["head_camera_rgb"]
     with pytest.raises(
         CalibrationError, match=r"camera 'head_camera_rgb': \d usable view\(s\) of \d+, need 6"
@@ -180,7 +121,47 @@ def test_another_board_is_not_detected() -> None:
     assert BoardDetector(BoardSpec(dictionary="DICT_5X5_100")).detect(image) is None
 
 
-def test_rotation_about_one_axis_is_refused(recording: Recording) -> None:
+def test_a_solve_too_poor_to_trust_is_refused(recording: Rehearsal) -> None:
+    """Corners 3 px off (a warped board, or the wrong board file): no file is written from
+    a result that explains the pixels this badly."""
+    rng = np.random.default_rng(0)
+    views = recording.views["head_camera_rgb"]
+    noisy = [
+        v and replace(v, image_points=v.image_points + rng.normal(0, 3, (len(v), 2)))
+        for v in views
+    ]
+    with pytest.raises(CalibrationError, match=r"'head_camera_rgb': reprojection RMS \d\.\d+ px"):
+        calibrate_intrinsics("head_camera_rgb", noisy, SIZE)
+
+
+def test_intrinsics_start_from_a_pinhole_fit() -> None:
+    """A deviation set whose head-camera views, solved with the radial terms free from
+    OpenCV's own start, landed at 3x the focal length (k2 = -44, RMS 4 px)."""
+    recording = rehearse(CameraDeviations(seed=36 * 7919 + 1), poses_per_camera=14)
+    result = calibrate_intrinsics("head_camera_rgb", recording.views["head_camera_rgb"], SIZE)
+    (fx, _, _, _), _ = recording.true_camera("head_camera_rgb")
+    assert abs(result.intrinsics.fx / fx - 1) < 0.005 and result.rms_px < 0.3
+
+
+def test_every_planned_pose_is_routed_and_a_stranded_camera_is_named() -> None:
+    """Planned from where the arm stands, no pose is a dead end (one once stranded every
+    pose after it: external_camera_0 got none); a route that cannot keep a camera's poses
+    says so before anything moves."""
+    kit = CalibrationKit.of("fetch")
+    twin = kit.nominal_twin()
+    model = twin.model
+    start = twin.data.qpos[[model.jnt_qposadr[model.joint(j).id] for j in kit.arm_joints]]
+    planner = PoseGenerator(
+        model, kit.arm_joints, kit.gripper_body, kit.board, kit.board_in_gripper(twin), SIZE
+    )
+    poses = planner.plan(CAMERAS, PosePlan(poses_per_camera=14), start)
+    routed = [pose for _, pose in planner.route(start, poses) if pose is not None]
+    assert len(routed) == len(poses) == 3 * 14
+    with pytest.raises(CalibrationError, match=r"camera '\w+': only \d+ of its 14 poses .* 40 cm"):
+        planner.route(start, poses, clearance_m=0.4)
+
+
+def test_rotation_about_one_axis_is_refused(recording: Rehearsal) -> None:
     views = [v for v in recording.views["external_camera_0"] if v is not None][:8]
     base = recording.grippers[0]
     spin = []
@@ -231,7 +212,7 @@ def test_the_rig_file_round_trips_and_names_what_it_is_for(tmp_path) -> None:
     assert info["image_width"] == 640 and len(info["projection_matrix"]["data"]) == 12
 
 
-def test_a_calibrated_twin_renders_what_the_rig_sees(tmp_path, recording: Recording) -> None:
+def test_a_calibrated_twin_renders_what_the_rig_sees(tmp_path, recording: Rehearsal) -> None:
     rig, _ = solve_rig("fetch", recording.views, recording.grippers, dict.fromkeys(CAMERAS, SIZE))
     path = rig.write(tmp_path / "rig.yaml")
     nominal, calibrated = (

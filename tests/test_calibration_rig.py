@@ -5,8 +5,9 @@ deviations:` (hardware/camera_rig.py); the host never reads them. Here the test 
 rebuilds the truth from the emulator's default configuration and holds the calibration
 that `twinbridge calibrate cameras --hardware emulator` wrote to the bounds of issue 19:
 focal lengths and principal point within 0.5 %, camera position within 3 mm, orientation
-within 0.3 degrees, reprojection RMS <= 0.3 px. (The same bounds on a deviation set drawn
-at random per run: tests/test_calibration.py, through the same `CameraDeviations`.)
+within 0.3 degrees, reprojection RMS <= 0.3 px; then the same on a deviation set drawn at
+random per run (its seed printed). 14 poses per camera: over 100 rigs rendered offline
+(bench/calibration_accuracy.py) the worst errors were 0.29 % and 2.4 mm.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def calibrated(request, tmp_path_factory) -> tuple[Path, str, CameraDeviations]:
     """A calibration run on the emulator with its default camera deviations, and one with
     a deviation set drawn at random for this test run (printed)."""
     out = tmp_path_factory.mktemp("calibration")
-    args = ["--hardware", "emulator", "--poses-per-camera", "10", "--speed-rad-s", "1.0"]
+    args = ["--hardware", "emulator", "--poses-per-camera", "14", "--speed-rad-s", "1.0"]
     deviations = CameraDeviations()
     if request.param is not None:
         print(f"camera deviation seed {request.param}")
