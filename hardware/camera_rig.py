@@ -36,6 +36,7 @@ from sim.camera_calibration import (
 )
 from sim.config_loader import config_from_mapping
 from sim.errors import ConfigError
+from sim.render import hide_sites
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,7 @@ class TrueCameras:
         self.names = config.names_for(robot)
         self.size = (config.width_px, config.height_px)
         self.truth = config.deviations.apply(model, self.names, *self.size)
-        model.site_rgba[:, 3] = 0.0
+        hide_sites(model)
         self.data = mujoco.MjData(model)
         self._renderer = mujoco.Renderer(model, config.height_px, config.width_px)
 

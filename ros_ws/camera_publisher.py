@@ -52,8 +52,9 @@ class CameraPublisher:
         self._renderer: SnapshotRenderer | None = None
         if self.names:
             self._renderer = SnapshotRenderer(
-                loop.twin, self.names, *size, self._publish, queue_frames=1, name="cameras"
-            )
+                loop.twin, self.names, *size, self._publish, queue_frames=1, name="cameras",
+                sites=False,  # the rig's cameras: no goal marker, as on the robot
+            )  # fmt: skip
 
     @property
     def dropped(self) -> int:

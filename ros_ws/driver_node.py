@@ -62,10 +62,13 @@ class DriverNode(LifecycleContractNode):
         for msg_type, topic in ((JointState, "joint_states"), (PoseStamped, "object_pose")):
             self.pubs[topic] = self.contract_lifecycle_publisher(msg_type, topic, qos)
         # The command the safety layer let through, with each published state.
-        applied = self.create_lifecycle_publisher(JointTrajectory, "joint_command_applied", qos)
-        self.pubs["joint_command_applied"] = self.configured(applied)
-        estop = self.contract_publisher(Bool, "estop_state", estop_qos())  # also inactive
-        self.pubs["estop_state"] = self.configured(estop)
+        self.pubs["joint_command_applied"] = self.kept_publisher(
+            "joint_command_applied",
+            lambda: self.create_lifecycle_publisher(JointTrajectory, "joint_command_applied", qos),
+        )
+        self.pubs["estop_state"] = self.kept_publisher(  # also inactive, from the timer
+            "estop_state", lambda: self.contract_publisher(Bool, "estop_state", estop_qos())
+        )
         self.configured(self.steady_timer(0.1, self._publish_estop))
         return SUCCESS
 

@@ -56,6 +56,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "train a policy (HER + SAC/TD3, PPO-LSTM) with checkpoints and export",
     ),
     "view": ("ros_ws.view_bringup", "a live web view (localhost) of a running graph's robot"),
+    "vision": (
+        "policies.vision.cli",
+        "vision state estimators: render a training dataset from the rig's cameras",
+    ),
 }
 
 

@@ -20,11 +20,16 @@ state and goal with or without randomization), or given by the caller as
 `reset(options={"randomization": {path: value}})` (a trainer's ADR plan). The values used
 are in the reset's `info["randomization"]`.
 
+With `calibration=` (a rig calibration file, `sim/camera_calibration.py`) the twin's cameras
+are the rig's calibrated ones before anything binds to them, so visual randomization moves
+cameras around their calibrated poses (renders for a vision estimator match the rig).
+
 Importing this module registers the Gymnasium ids `twinbridge/<Task>-v0` (`register_all`).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Mapping
@@ -68,13 +73,14 @@ class TwinGoalEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         privileged_state: bool = False,
         randomization: RandomizationConfig | str | Path | None = None,
         actuation: ActuationConfig | str | Mapping[str, Any] | None = None,
+        calibration: str | Path | None = None,
     ):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(
                 f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None"
             )
         self.task = task
-        self.twin = Twin.load(task.robot, task.scene)
+        self.twin = Twin.load(task.robot, task.scene, calibration=calibration)
         self.task.bind(self.twin)
         self.actuation = actuation_of(actuation)
         if self.actuation.model == "robot":
@@ -247,7 +253,7 @@ def _randomizer(
 
 def make_env(task: str, render_mode: str | None = None, **kwargs: Any):
     """Gymnasium entry point: build a TwinGoalEnv for the Task class at path `task`."""
-    env_keys = {"width", "height", "camera", "privileged_state", "randomization", "actuation"}
+    env_keys = set(inspect.signature(TwinGoalEnv).parameters) - {"task", "render_mode"}
     env_kwargs = {k: v for k, v in kwargs.items() if k in env_keys}
     task_kwargs = {k: v for k, v in kwargs.items() if k not in env_keys}
     return TwinGoalEnv(task_class(task)(**task_kwargs), render_mode=render_mode, **env_kwargs)

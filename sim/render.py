@@ -21,6 +21,12 @@ if TYPE_CHECKING:
     from sim.twin import Twin
 
 
+def hide_sites(model: mujoco.MjModel) -> None:
+    """Make `model`'s sites invisible: a physical camera sees no goal marker, site frame or
+    other drawing only the simulator has (rig cameras, and renders that must look like them)."""
+    model.site_rgba[:, 3] = 0.0
+
+
 def render_rgb(twin: Twin, camera: str | int, width: int, height: int) -> np.ndarray:
     """Render `camera` of `twin` into a fresh uint8 RGB array."""
     if isinstance(camera, str) and camera not in twin.camera_names:

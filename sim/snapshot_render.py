@@ -23,6 +23,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from sim.render import hide_sites
 from sim.twin import Twin
 
 _Snapshot = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]
@@ -42,8 +43,10 @@ class SnapshotRenderer:
         drop_when_behind: bool = True,
         queue_frames: int = 8,
         name: str = "render",
+        sites: bool = True,
     ):
         self._twin, self._cameras, self._size = twin, cameras, (width, height)
+        self._sites = sites  # False: as a physical camera sees (sim.render.hide_sites)
         self._on_frame, self._drop = on_frame, drop_when_behind
         self._queue: queue.Queue[_Snapshot | None] = queue.Queue(maxsize=queue_frames)
         self.frames = self.dropped = 0
@@ -75,6 +78,8 @@ class SnapshotRenderer:
 
     def _work(self) -> None:
         model = copy.deepcopy(self._twin.model)  # its own: sites are set per frame here
+        if not self._sites:
+            hide_sites(model)
         try:
             width, height = self._size
             renderer = mujoco.Renderer(model, height, width)  # GL context: this thread

@@ -315,6 +315,12 @@ class Twin:
         mujoco.mj_forward(self.model, self.data)
 
     # -- rendering ----------------------------------------------------------------------
+    def object_joint(self) -> int | None:
+        """The task's object: the first free joint (qpos: position, then wxyz quaternion),
+        or None in a scene without one."""
+        free = np.flatnonzero(self.model.jnt_type == mujoco.mjtJoint.mjJNT_FREE)
+        return int(free[0]) if len(free) else None
+
     def render(self, camera: str | int = -1, width: int = 480, height: int = 480) -> np.ndarray:
         """An RGB image (height, width, 3) uint8 from a named camera (-1: the free camera)."""
         from sim.render import render_rgb

@@ -23,8 +23,6 @@ from sim.overlay import Overlay
 from sim.robot_io import RobotIO
 from sim.tasks import get_task_spec
 
-_FREE = 0  # mujoco.mjtJoint.mjJNT_FREE
-
 
 class TwinLoop:
     """A task's twin stepped per control period, commanded by position targets."""
@@ -63,9 +61,9 @@ class TwinLoop:
         self._period_ns = round(self.control_period_s * 1e9)
         self._ticks = 1
         model = self.twin.model
-        free = [i for i in range(model.njnt) if model.jnt_type[i] == _FREE]
-        self._object_joint = free[0] if free else -1
-        self._object_qadr = int(model.jnt_qposadr[free[0]]) if free else None
+        joint = self.twin.object_joint()
+        self._object_joint = -1 if joint is None else joint
+        self._object_qadr = None if joint is None else int(model.jnt_qposadr[joint])
         self._dof_efforts = self.io.qvel_indices
         self.env.reset(seed=seed)  # a defined first state; no episode has started yet
 

@@ -88,6 +88,7 @@ class Client:
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain)
         self.node = rclpy.create_node(name, context=self.context)
+        self._service_clients: dict[str, Any] = {}
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
 
@@ -117,8 +118,16 @@ class Client:
         return received
 
     def call(self, srv_type: type, name: str, request: Any, timeout_s: float = 10.0) -> Any:
-        client = self.node.create_client(srv_type, name)
-        self.wait_for(client.service_is_ready, timeout_s, f"service {name}")
+        """One request; a service's client is made once. Ready only says the client found
+        the server: the server may not have found the client's reply reader yet, and Fast
+        DDS then drops the reply ("failed to send response"), so a new client waits a
+        little more before its first request."""
+        client = self._service_clients.get(name)
+        if client is None:
+            client = self.node.create_client(srv_type, name)
+            self.wait_for(client.service_is_ready, timeout_s, f"service {name}")
+            self.spin_for(0.5)
+            self._service_clients[name] = client
         future = client.call_async(request)
         self.wait_for(future.done, timeout_s, f"answer of {name}")
         return future.result()
