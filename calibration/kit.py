@@ -14,6 +14,7 @@ import mujoco
 import numpy as np
 
 from calibration.errors import CalibrationError
+from calibration.poses import PoseGenerator
 from sim.calibration_board import BoardSpec
 from sim.robots import get_robot
 from sim.twin import Twin
@@ -52,6 +53,18 @@ class CalibrationKit:
         """The twin with the board, as drawn: poses are planned and gripper poses computed
         on it (the host knows nothing better of the rig)."""
         return Twin.load(self.robot, self.scene)
+
+    def pose_generator(self, twin: Twin, image_size_px: tuple[int, int]) -> PoseGenerator:
+        """The planner of board poses for this robot's arm and board, on `twin`."""
+        return PoseGenerator(
+            twin.model, self.arm_joints, self.gripper_body, self.board,
+            self.board_in_gripper(twin), image_size_px,
+        )  # fmt: skip
+
+    def arm_positions(self, twin: Twin) -> np.ndarray:
+        """The arm joints' positions in `twin` now (the arm joints' order)."""
+        model = twin.model
+        return twin.data.qpos[[model.jnt_qposadr[model.joint(j).id] for j in self.arm_joints]]
 
     def board_in_gripper(self, twin: Twin) -> np.ndarray:
         """4x4 pose of the board body in the gripper body's frame, as the model mounts it."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from calibration.detect import BoardDetector, Detection
 from calibration.kit import CalibrationKit
-from calibration.poses import CalibrationPose, PoseGenerator, PosePlan
+from calibration.poses import CalibrationPose, PosePlan
 from hardware.camera_rig import CameraDeviations
 from sim.camera_calibration import camera_intrinsics_px
 
@@ -54,14 +54,9 @@ def planned_poses(robot: str, poses_per_camera: int) -> tuple[CalibrationPose, .
     plans them from the arm's (deterministic, so planned once)."""
     kit = CalibrationKit.of(robot)
     nominal = kit.nominal_twin()
-    planner = PoseGenerator(
-        nominal.model, kit.arm_joints, kit.gripper_body, kit.board,
-        kit.board_in_gripper(nominal), IMAGE_SIZE_PX,
-    )  # fmt: skip
-    model, data = nominal.model, nominal.data
-    start = data.qpos[[model.jnt_qposadr[model.joint(j).id] for j in kit.arm_joints]]
+    planner = kit.pose_generator(nominal, IMAGE_SIZE_PX)
     plan = PosePlan(poses_per_camera=poses_per_camera)
-    return tuple(planner.plan(kit.cameras, plan, start))
+    return tuple(planner.plan(kit.cameras, plan, kit.arm_positions(nominal)))
 
 
 def rehearse(

@@ -32,7 +32,7 @@ from calibration import cli as board_cli
 from calibration.errors import CalibrationError
 from calibration.kit import CalibrationKit
 from calibration.motion import MotionConfig, PoseSequencer
-from calibration.poses import PoseGenerator, PosePlan
+from calibration.poses import PosePlan
 from calibration.session import (
     motion_report,
     read_captures,
@@ -177,10 +177,7 @@ def _sequencer(
 
     description = get_robot(kit.robot)
     twin = kit.nominal_twin()
-    planner = PoseGenerator(
-        twin.model, kit.arm_joints, kit.gripper_body, kit.board, kit.board_in_gripper(twin),
-        image_size,
-    )  # fmt: skip
+    planner = kit.pose_generator(twin, image_size)
     joints = np.array([measured[name] for name in description.joints])
     start = np.asarray(description.servo_from_joints) @ joints
     commands = description.command_names

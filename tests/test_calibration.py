@@ -21,7 +21,7 @@ from calibration.errors import CalibrationError
 from calibration.handeye import solve_eye_to_hand
 from calibration.intrinsics import calibrate_intrinsics
 from calibration.kit import CalibrationKit
-from calibration.poses import PoseGenerator, PosePlan
+from calibration.poses import PosePlan
 from calibration.rehearsal import Rehearsal, rehearse
 from calibration.rig import solve_rig
 from hardware.camera_rig import CameraDeviations
@@ -149,11 +149,8 @@ def test_every_planned_pose_is_routed_and_a_stranded_camera_is_named() -> None:
     says so before anything moves."""
     kit = CalibrationKit.of("fetch")
     twin = kit.nominal_twin()
-    model = twin.model
-    start = twin.data.qpos[[model.jnt_qposadr[model.joint(j).id] for j in kit.arm_joints]]
-    planner = PoseGenerator(
-        model, kit.arm_joints, kit.gripper_body, kit.board, kit.board_in_gripper(twin), SIZE
-    )
+    start = kit.arm_positions(twin)
+    planner = kit.pose_generator(twin, SIZE)
     poses = planner.plan(CAMERAS, PosePlan(poses_per_camera=14), start)
     routed = [pose for _, pose in planner.route(start, poses) if pose is not None]
     assert len(routed) == len(poses) == 3 * 14
