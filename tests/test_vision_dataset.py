@@ -95,6 +95,14 @@ def test_bad_dataset_options_are_one_line(arguments, message, tmp_path) -> None:
     assert len(lines) == 1 and message in lines[0] and ">= 1" in lines[0]
 
 
+def test_a_folder_holding_a_dataset_is_refused_not_mixed(tmp_path) -> None:
+    config = DatasetConfig(out=tmp_path / "d", frames=1, width_px=32, height_px=32, progress=False)
+    generate(config)
+    with pytest.raises(ConfigError, match="already holds shards; give a new --out"):
+        generate(config)
+    assert len(list((tmp_path / "d").glob("shard-*.npz"))) == 1
+
+
 def test_a_robot_without_a_vision_task_is_named() -> None:
     with pytest.raises(ConfigError, match="robot 'ur5' has no vision task; choose from fetch"):
         DatasetConfig(robot="ur5")

@@ -9,18 +9,16 @@ import argparse
 import json
 from pathlib import Path
 
-from sim.robots import ROBOT_FOLDERS
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from policies.vision.dataset import DatasetConfig
+    from policies.vision.dataset import VISION_TASKS, DatasetConfig
 
     defaults = DatasetConfig()
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     dataset = actions.add_parser(
         "dataset", help="render the rig's cameras over rollouts, with the object's true pose"
     )
-    dataset.add_argument("--robot", default=defaults.robot, choices=sorted(ROBOT_FOLDERS))
+    dataset.add_argument("--robot", default=defaults.robot, choices=sorted(VISION_TASKS))
     dataset.add_argument("--out", type=Path, help="default: out/vision/<robot>")
     dataset.add_argument("--frames", type=int, default=defaults.frames)
     dataset.add_argument("--shard-frames", type=int, default=defaults.shard_frames)

@@ -117,6 +117,11 @@ def generate(config: DatasetConfig) -> dict[str, Any]:
     hide_sites(twin.model)  # the images look like the rig's (hardware/camera_rig.py)
     policy = make_policy(config.policy_name, config.task, env, config.seed)
     config.out.mkdir(parents=True, exist_ok=True)
+    if any(config.out.glob("shard-*.npz")):
+        raise ConfigError(
+            f"vision dataset: {config.out} already holds shards; give a new --out, or delete "
+            "the old dataset first (a new run there would mix its frames with the old ones)"
+        )
     raw_rate = _raw_render_rate(twin, cameras, config)
     frames: list[Frame] = []
     shards, rendered, started = 0, 0, time.perf_counter()
